@@ -1,0 +1,86 @@
+"""dlt's rule for which failures may be retried, with the exceptions the runner adds to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+from dlt.common.exceptions import TerminalException
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from runner_fsm.exceptions import GeneratorNotRetryable, PendingPackageFailed
+
+__all__ = ["Verdict", "classify", "failed_step", "exception_chain"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a failure may be retried at all, before the retry policy is asked."""
+
+    retryable: bool
+    terminal: bool
+    reason: str
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """Yield `exc`, the exception a `PipelineStepFailed` wraps, and their causes and contexts."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = getattr(current, "exception", None)
+        for nxt in (inner, current.__cause__, current.__context__):
+            if isinstance(nxt, BaseException):
+                stack.append(nxt)
+
+
+def failed_step(exc: BaseException) -> Optional[str]:
+    """Return the dlt step that raised `exc` (`sync`, `extract`, `normalize`, `load`) or None."""
+    if isinstance(exc, PipelineStepFailed):
+        return str(exc.step)
+    return None
+
+
+def _is_schema_update_race(exc: BaseException) -> bool:
+    try:
+        from dlt.common.destination.exceptions import SchemaUpdateError
+    except ImportError:  # NOTE: dlt releases before SchemaUpdateError have no such race error
+        return False
+    return any(isinstance(e, SchemaUpdateError) for e in exception_chain(exc))
+
+
+def _is_terminal(exc: BaseException) -> bool:
+    # dlt's rule looks at the exception and its context; the wrapped step exception and its
+    # context are looked at too, because PipelineStepFailed itself is never terminal
+    candidates = [exc, exc.__context__]
+    inner = getattr(exc, "exception", None)
+    if isinstance(inner, BaseException):
+        candidates += [inner, inner.__context__]
+    return any(isinstance(e, TerminalException) for e in candidates if e is not None)
+
+
+def classify(exc: BaseException, retry_steps: Sequence[str]) -> Verdict:
+    """Decide whether `exc` may be retried when `retry_steps` are the steps that are retried.
+
+    A failure in dlt's `sync` step counts as one in `load`, because an unreachable or locked
+    destination often shows first when the state is synced. A `SchemaUpdateError` in the load step
+    is retried although dlt marks it terminal: it is a schema update that lost a race with a
+    parallel loader, and dlt applies only the missing changes on the next try.
+    """
+    if isinstance(exc, (GeneratorNotRetryable, PendingPackageFailed)):
+        return Verdict(False, True, "the failure cannot be fixed by a retry")
+    step = failed_step(exc)
+    rule_step = "load" if step == "sync" else step
+    if rule_step is not None and rule_step not in retry_steps:
+        return Verdict(
+            False, _is_terminal(exc), f"step `{step}` is not in retry_pipeline_steps {list(retry_steps)}"
+        )
+    if rule_step == "load" and _is_schema_update_race(exc):
+        return Verdict(True, False, "a schema update that lost a race is retried")
+    if _is_terminal(exc):
+        return Verdict(False, True, "the exception is terminal")
+    return Verdict(True, False, "the exception is transient")

@@ -1,0 +1,504 @@
+"""One run of the machine: the actions and guards that the spec names, and the journaling.
+
+The spec in `specs/run_machine.yaml` names each action and guard; they are the methods of `Run`.
+An action does the work of its state and returns the trigger to fire. A guard returns whether a
+transition may fire. Every transition is journaled (and fsync'd) by `record_transition` before the
+runner calls the next action.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Optional
+
+from runner_fsm._version import __version__
+from runner_fsm._classify import Verdict, classify, exception_chain, failed_step
+from runner_fsm._scrub import Scrubber
+from runner_fsm._tracking import listen_to_steps, stop_listening
+from runner_fsm.exceptions import GeneratorNotRetryable, PendingPackageFailed, RunnerFsmError
+from runner_fsm.journal import Journal, journal_path
+from runner_fsm.logs import get_logger
+from runner_fsm.machine import bind_machine
+from runner_fsm.policies import AttemptRecord, RetryDecision, decide, describe_policy
+
+if TYPE_CHECKING:
+    from runner_fsm.runner import Runner
+
+__all__ = ["Run"]
+
+MAX_MESSAGE_CHARS = 4000
+# pipeline.run arguments that still apply when a retry loads the package an attempt left behind
+LOAD_KWARGS = ("destination", "staging", "dataset_name", "credentials")
+
+
+def _package_size(path: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
+class Run:
+    """The model of one run: per-run state, the actions and guards of the spec, and the journal."""
+
+    state: str
+
+    def __init__(self, runner: "Runner", data: Any, kwargs: dict[str, Any], *, run_id: str) -> None:
+        self.runner = runner
+        self.pipeline = runner.pipeline
+        self.config = runner.config
+        self.clock = runner.clock
+        self.data = data
+        self.kwargs = kwargs
+        self.run_id = run_id
+        self.log = get_logger(run_id=run_id, pipeline=self.pipeline.pipeline_name)
+        self.scrubber = Scrubber()
+        self.journal: Optional[Journal] = None
+        self.payload: dict[str, Any] = {}
+        self.operation: Optional[str] = None
+        self.tries: Counter[str] = Counter()
+        self.first_try_at: dict[str, float] = {}
+        self.last_error: Optional[BaseException] = None
+        self.failed_operation: Optional[str] = None
+        self.decision: Optional[RetryDecision] = None
+        self.cleaned = False
+        self.attempt_succeeded = False
+        self.load_info: Any = None
+        self.finalize_info: Any = None
+        self.rows_by_load_id: dict[str, dict[str, int]] = {}
+        self.loaded_rows: Counter[str] = Counter()
+        self.loaded_ids: list[str] = []
+        self.step_error: Optional[BaseException] = None
+        self.started_at = self.clock.monotonic()
+
+    # -- driving the machine -------------------------------------------------------------------
+
+    def execute(self) -> Any:
+        """Run the machine from its initial state to `done` or `failed`."""
+        spec = self.runner.spec
+        path = journal_path(self.runner.journal_dir, self.pipeline.pipeline_name)
+        self.journal = Journal(path, on_warning=self._journal_warning)
+        bind_machine(spec, self, after_state_change="record_transition")
+        listen_to_steps(self.pipeline, self._on_step_end)
+        try:
+            while not spec.states[self.state].terminal:
+                action = spec.states[self.state].action
+                assert action is not None
+                self.payload = {}
+                trigger = getattr(self, action)()
+                self.trigger(trigger)  # type: ignore[attr-defined]
+        finally:
+            stop_listening(self.pipeline)
+            self.journal.close()
+        if self.state == "failed":
+            assert self.last_error is not None
+            raise self.last_error
+        return self.load_info if self.data is not None else self.finalize_info
+
+    def record_transition(self, event: Any) -> None:
+        """Journal the transition that just happened, with what the action produced."""
+        assert self.journal is not None
+        record = {
+            "ts": self.clock.now().isoformat(),
+            "run_id": self.run_id,
+            "pipeline": self.pipeline.pipeline_name,
+            "kind": "transition",
+            "from": event.transition.source,
+            "to": event.transition.dest,
+            "trigger": event.event.name,
+            "operation": self.operation,
+            "attempt": self.tries[self.operation] if self.operation else 0,
+        }
+        record.update(self.payload)
+        self.journal.append(record)
+        self.log.debug(
+            "transition",
+            source=record["from"],
+            dest=record["to"],
+            trigger=record["trigger"],
+            attempt=record["attempt"],
+        )
+
+    def _journal_event(self, event: str, **fields: Any) -> None:
+        assert self.journal is not None
+        record = {
+            "ts": self.clock.now().isoformat(),
+            "run_id": self.run_id,
+            "pipeline": self.pipeline.pipeline_name,
+            "kind": "event",
+            "event": event,
+            "state": self.state,
+        }
+        record.update(fields)
+        self.journal.append(record)
+
+    def _journal_warning(self, event: str, context: dict[str, Any]) -> None:
+        self.log.warning(event, **context)
+
+    # -- bookkeeping of tries and failures -----------------------------------------------------
+
+    def _begin_try(self, operation: str) -> None:
+        self.operation = operation
+        self.tries[operation] += 1
+        self.first_try_at.setdefault(operation, self.clock.monotonic())
+        self.last_error = None
+        self.step_error = None
+
+    def _fail(self, exc: BaseException) -> str:
+        self.last_error = exc
+        self.failed_operation = self.operation
+        self.payload["exception"] = self.describe_exception(exc)
+        if isinstance(exc, RunnerFsmError) or failed_step(exc) in ("load", None):
+            replaced = self._replace_tables_at_risk(exc)
+            if replaced:
+                self.payload["replace_tables_may_be_empty"] = replaced
+        return "step_failed"
+
+    def describe_exception(self, exc: BaseException) -> dict[str, Any]:
+        """Return the journal form of `exc`: type, scrubbed message, step and terminal flag."""
+        inner = getattr(exc, "exception", None)
+        shown = inner if isinstance(inner, BaseException) else exc
+        verdict = classify(exc, self.config.retry_pipeline_steps)
+        message = self.scrubber.scrub(str(shown))
+        return {
+            "type": f"{type(shown).__module__}.{type(shown).__qualname__}",
+            "wrapper": type(exc).__qualname__ if shown is not exc else None,
+            "message": message[:MAX_MESSAGE_CHARS],
+            "step": failed_step(exc),
+            "terminal": verdict.terminal,
+        }
+
+    def _replace_tables_at_risk(self, exc: BaseException) -> list[str]:
+        load_id = getattr(exc, "load_id", None)
+        rows = self.rows_by_load_id.get(load_id or "", {})
+        try:
+            schema = self.pipeline.default_schema
+        except Exception:  # noqa: BLE001 - no schema yet means no table at risk
+            return []
+        tables = []
+        for name in rows:
+            table = schema.tables.get(name, {})
+            if table.get("write_disposition") == "replace":
+                tables.append(name)
+        return sorted(tables)
+
+    # -- the step hook -------------------------------------------------------------------------
+
+    def _on_step_end(self, step_trace: Any, step_info: Any, pipeline: Any) -> None:
+        name = getattr(step_trace, "step", None)
+        if name == "run":
+            return
+        record: dict[str, Any] = {"step": name, "operation": self.operation}
+        record["attempt"] = self.tries[self.operation] if self.operation else 0
+        started, finished = step_trace.started_at, step_trace.finished_at
+        if started is not None and finished is not None:
+            record["duration_s"] = round((finished - started).total_seconds(), 6)
+        load_ids = list(getattr(step_info, "loads_ids", None) or [])
+        if load_ids:
+            record["load_ids"] = load_ids
+        rows = self._row_counts(name, step_info, load_ids)
+        if rows:
+            record["rows"] = rows
+        if step_trace.step_exception:
+            record["exception"] = {"message": self.scrubber.scrub(step_trace.step_exception)[:MAX_MESSAGE_CHARS]}
+        elif name == "load":
+            self._count_loaded(load_ids)
+        try:
+            self._journal_event("step_ended", **record)
+        except Exception as ex:  # noqa: BLE001 - dlt swallows tracking errors, so keep it to raise
+            self.step_error = ex
+        self.log.info("step_ended", **{k: v for k, v in record.items() if k != "exception"})
+
+    def _row_counts(self, name: Any, step_info: Any, load_ids: list[str]) -> dict[str, int]:
+        if name != "normalize" or step_info is None:
+            return {}
+        rows = {k: int(v) for k, v in dict(getattr(step_info, "row_counts", {}) or {}).items()}
+        for load_id in load_ids:
+            metrics = getattr(step_info, "metrics", {}).get(load_id) or []
+            per_package: Counter[str] = Counter()
+            for metric in metrics:
+                per_package.update(metric.get("table_metrics", {}) and {
+                    table: m.items_count for table, m in metric["table_metrics"].items()
+                })
+            self.rows_by_load_id[load_id] = dict(per_package) or rows
+        return rows
+
+    def _count_loaded(self, load_ids: list[str]) -> None:
+        for load_id in load_ids:
+            if load_id in self.loaded_ids:
+                continue
+            self.loaded_ids.append(load_id)
+            self.loaded_rows.update(self.rows_by_load_id.get(load_id, {}))
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def open_run(self) -> str:
+        """Journal the run's configuration as its first record."""
+        import dlt
+
+        self.payload.update(
+            {
+                "config": {
+                    "retry_policy": describe_policy(self.runner.retry_policy),
+                    "retry_pipeline_steps": list(self.config.retry_pipeline_steps),
+                    "run_from_clean_folder": self.config.run_from_clean_folder,
+                    "store_trace_info": _describe_trace_target(self.config.store_trace_info),
+                    "on_terminal_pending": self.config.on_terminal_pending,
+                },
+                "data": None if self.data is None else type(self.data).__name__,
+                "run_kwargs": sorted(self.kwargs),
+                "destination": _destination_name(self.pipeline, self.kwargs),
+                "dataset_name": self.kwargs.get("dataset_name") or self.pipeline.dataset_name,
+                "runner_version": __version__,
+                "dlt_version": dlt.__version__,
+                "pid": os.getpid(),
+            }
+        )
+        self.log.info("run_started", destination=self.payload["destination"])
+        return "opened"
+
+    def sync_destination(self) -> str:
+        """Restore state and schemas from the destination, as `pipeline.run` would first do."""
+        self._begin_try("sync")
+        pipeline = self.pipeline
+        destination = self.kwargs.get("destination") or pipeline.destination
+        if destination is None or not pipeline.config.restore_from_destination or pipeline.dev_mode:
+            self.payload["skipped"] = "no destination, dev_mode or restore_from_destination=false"
+            return "synced"
+        try:
+            pipeline.sync_destination(
+                destination=self.kwargs.get("destination"),
+                staging=self.kwargs.get("staging"),
+                dataset_name=self.kwargs.get("dataset_name"),
+            )
+        except Exception as ex:  # noqa: BLE001 - every failure goes to the retry decision
+            return self._fail(ex)
+        # NOTE: a private flag of dlt's Pipeline: it tells pipeline.run that the state was synced
+        # in this process, so the attempt does not sync a second time.
+        if hasattr(pipeline, "_state_restored"):
+            pipeline._state_restored = True
+        return "synced"
+
+    def clean_folder(self) -> str:
+        """Remove the pipeline working folder; state and schemas then come from the destination."""
+        self._begin_try("clean_folder")
+        working_dir = self.pipeline.working_dir
+        try:
+            self.pipeline.drop()
+        except Exception as ex:  # noqa: BLE001 - a folder that cannot be removed ends the run
+            return self._fail(ex)
+        self.cleaned = True
+        self.payload["removed"] = str(working_dir)
+        self.log.info("working_folder_removed", path=str(working_dir))
+        return "cleaned"
+
+    def pending_packages(self) -> list[dict[str, Any]]:
+        """Return the pending packages of the working folder with their state and size in bytes."""
+        pipeline = self.pipeline
+        packages = []
+        for load_id in pipeline.list_extracted_load_packages():
+            info = pipeline.get_load_package_info(load_id)
+            packages.append({"load_id": load_id, "state": "extracted", "bytes": _package_size(info.package_path)})
+        for load_id in pipeline.list_normalized_load_packages():
+            info = pipeline.get_load_package_info(load_id)
+            packages.append({"load_id": load_id, "state": "normalized", "bytes": _package_size(info.package_path)})
+        return packages
+
+    def _terminally_failed(self) -> Optional[PendingPackageFailed]:
+        for load_id in self.pipeline.list_normalized_load_packages():
+            failed = self.pipeline.list_failed_jobs_in_package(load_id)
+            if failed:
+                jobs = [
+                    (job.job_file_info.job_id(), self.scrubber.scrub(str(job.failed_message or ""))[:500])
+                    for job in failed
+                ]
+                return PendingPackageFailed(load_id, jobs)
+        return None
+
+    def finalize_pending(self) -> str:
+        """Normalize and load the pending packages left by an earlier run."""
+        self._begin_try("finalize_pending")
+        packages = self.pending_packages()
+        self.payload["pending"] = packages
+        if self.tries["finalize_pending"] == 1:
+            self.log.warning(
+                "pending_packages_found",
+                load_ids=[p["load_id"] for p in packages],
+                bytes=[p["bytes"] for p in packages],
+            )
+        try:
+            failed = self._terminally_failed()
+            if failed is not None and self.config.on_terminal_pending == "fail":
+                raise failed
+            if failed is not None:
+                self._abort_pending(failed)
+            if self.pipeline.has_pending_data:
+                self.finalize_info = self.pipeline.run(**_load_kwargs(self.kwargs))
+        except Exception as ex:  # noqa: BLE001 - every failure goes to the retry decision
+            return self._fail(ex)
+        self._raise_step_error()
+        self.payload["load_ids"] = list(getattr(self.finalize_info, "loads_ids", []) or [])
+        return "finalized"
+
+    def _abort_pending(self, failed: PendingPackageFailed) -> None:
+        plan = self.pipeline.abort_packages()
+        aborted = [failed.load_id]
+        if plan:
+            aborted += [p.get("load_id") for p in plan.get("packages_to_delete", []) if isinstance(p, dict)]
+        self.payload["aborted"] = {"load_id": failed.load_id, "failed_jobs": [j for j, _ in failed.failed_jobs]}
+        self.log.warning("pending_package_aborted", load_id=failed.load_id, failed_jobs=[j for j, _ in failed.failed_jobs])
+
+    def run_attempt(self) -> str:
+        """Call `pipeline.run` with the data; a retry loads the package the last try left behind."""
+        self._begin_try("attempt")
+        pipeline = self.pipeline
+        try:
+            if self.tries["attempt"] > 1 and pipeline.has_pending_data:
+                self.payload["resumed_package"] = True
+                self.load_info = pipeline.run(**_load_kwargs(self.kwargs))
+            else:
+                self.load_info = pipeline.run(self.data, **self.kwargs)
+        except Exception as ex:  # noqa: BLE001 - every failure goes to the retry decision
+            return self._fail(self._explain(ex))
+        self._raise_step_error()
+        self.attempt_succeeded = True
+        self.payload["load_ids"] = list(getattr(self.load_info, "loads_ids", []) or [])
+        return "attempted"
+
+    def _explain(self, exc: BaseException) -> BaseException:
+        from dlt.extract.exceptions import SourceExhausted
+
+        if failed_step(exc) == "extract" and self.tries["attempt"] > 1:
+            for inner in exception_chain(exc):
+                if isinstance(inner, SourceExhausted):
+                    error = GeneratorNotRetryable(str(inner))
+                    error.__cause__ = exc
+                    return error
+        return exc
+
+    def _raise_step_error(self) -> None:
+        if self.step_error is not None:
+            raise self.step_error
+
+    def store_trace(self) -> str:
+        """Store the trace of the last attempt or finalization; never fails the run."""
+        if not self.config.store_trace_info:
+            self.payload["stored"] = False
+            self.payload["reason"] = "store_trace_info is false"
+            return "trace_stored"
+        # NOTE: storing traces in a destination is not built yet: the journal says so.
+        self.payload["stored"] = False
+        self.payload["reason"] = "trace storage is not available in this version"
+        return "trace_stored"
+
+    def decide_retry(self) -> str:
+        """Hand the failure to the retry guard."""
+        return "decided"
+
+    def wait(self) -> str:
+        """Wait before the next try, as the retry policy decided."""
+        assert self.decision is not None
+        waited = self.clock.sleep(self.decision.wait_s)
+        self.payload["wait_s"] = self.decision.wait_s
+        self.payload["completed"] = waited
+        return "waited"
+
+    # -- guards ----------------------------------------------------------------------------------
+
+    def clean_folder_first(self, event: Any) -> bool:
+        """The folder is cleaned before any sync when nothing is pending in it."""
+        return self.config.run_from_clean_folder and not self.cleaned and not self.pipeline.has_pending_data
+
+    def has_pending_data(self, event: Any) -> bool:
+        return bool(self.pipeline.has_pending_data)
+
+    def clean_folder_due(self, event: Any) -> bool:
+        return self.config.run_from_clean_folder and not self.cleaned
+
+    def data_not_yet_run(self, event: Any) -> bool:
+        return self.data is not None and not self.attempt_succeeded
+
+    def last_operation_failed(self, event: Any) -> bool:
+        return self.last_error is not None
+
+    def retrying_sync(self, event: Any) -> bool:
+        return self.failed_operation == "sync"
+
+    def retrying_finalize(self, event: Any) -> bool:
+        return self.failed_operation == "finalize_pending"
+
+    def retry_allowed(self, event: Any) -> bool:
+        """Ask dlt's rule, then the retry policy, whether the failed operation runs again."""
+        assert self.last_error is not None and self.failed_operation is not None
+        exc = self.last_error
+        verdict: Verdict = classify(exc, self.config.retry_pipeline_steps)
+        if not verdict.retryable:
+            self.decision = RetryDecision(False, reason=verdict.reason)
+        else:
+            record = AttemptRecord(
+                attempt=self.tries[self.failed_operation],
+                elapsed_s=self.clock.monotonic() - self.first_try_at[self.failed_operation],
+                exception=exc,
+                step=failed_step(exc),
+                operation=self.failed_operation,
+            )
+            self.decision = decide(self.runner.retry_policy, record)
+        self.payload.update(
+            retry=self.decision.retry, wait_s=self.decision.wait_s, reason=self.decision.reason
+        )
+        self.operation = self.failed_operation
+        if self.decision.retry:
+            self.log.warning(
+                "retry_scheduled",
+                operation=self.failed_operation,
+                attempt=self.tries[self.failed_operation],
+                wait_s=self.decision.wait_s,
+                error=self.payload.get("exception", {}).get("type"),
+            )
+        return self.decision.retry
+
+    # -- terminal bookkeeping -------------------------------------------------------------------
+
+    def on_enter_done(self, event: Any) -> None:
+        self.payload["summary"] = self._summary()
+        self.log.info("run_done", **self.payload["summary"])
+
+    def on_enter_failed(self, event: Any) -> None:
+        self.payload["summary"] = self._summary()
+        if self.last_error is not None:
+            self.payload["exception"] = self.describe_exception(self.last_error)
+        self.log.error(
+            "run_failed",
+            error=self.payload.get("exception", {}).get("message"),
+            **self.payload["summary"],
+        )
+
+    def _summary(self) -> dict[str, Any]:
+        return {
+            "rows": dict(self.loaded_rows),
+            "load_ids": list(self.loaded_ids),
+            "tries": dict(self.tries),
+            "duration_s": round(self.clock.monotonic() - self.started_at, 6),
+        }
+
+
+def _load_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {key: kwargs[key] for key in LOAD_KWARGS if key in kwargs}
+
+
+def _destination_name(pipeline: Any, kwargs: dict[str, Any]) -> Optional[str]:
+    destination = kwargs.get("destination") or pipeline.destination
+    if destination is None:
+        return None
+    return str(getattr(destination, "destination_name", None) or destination)
+
+
+def _describe_trace_target(value: Any) -> Any:
+    if isinstance(value, (bool, str)):
+        return value
+    return getattr(value, "pipeline_name", repr(value))

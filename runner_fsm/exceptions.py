@@ -1,0 +1,119 @@
+"""Exceptions raised by runner-fsm. Every one derives from `RunnerFsmError`."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+__all__ = [
+    "RunnerFsmError",
+    "ConfigError",
+    "SpecError",
+    "PolicyError",
+    "JournalError",
+    "RunFailed",
+    "PendingPackageFailed",
+    "GeneratorNotRetryable",
+]
+
+
+class RunnerFsmError(Exception):
+    """Base class of every error raised by runner-fsm itself."""
+
+
+class ConfigError(RunnerFsmError, ValueError):
+    """An invalid project file, run configuration or argument.
+
+    The message names where the value came from (file and line, or the argument), the key, the bad
+    value, the allowed values and the fix, so that the user can act on it without reading code.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: Optional[str] = None,
+        line: Optional[int] = None,
+        key: Optional[str] = None,
+        value: Any = None,
+        allowed: Optional[Iterable[Any]] = None,
+    ) -> None:
+        self.source = source
+        self.line = line
+        self.key = key
+        self.value = value
+        self.allowed = list(allowed) if allowed is not None else None
+        self.reason = message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = ""
+        if self.source:
+            where = self.source if self.line is None else f"{self.source}:{self.line}"
+        parts = []
+        if where:
+            parts.append(where)
+        if self.key:
+            parts.append(f"key `{self.key}`")
+        head = ", ".join(parts)
+        text = f"{head}: {self.reason}" if head else self.reason
+        if self.allowed:
+            text += f" Allowed values: {', '.join(repr(a) for a in self.allowed)}."
+        return text
+
+
+class SpecError(RunnerFsmError):
+    """A machine specification under `specs/` that breaks a rule of the machine."""
+
+    def __init__(self, message: str, *, spec_path: str, state: Optional[str] = None) -> None:
+        self.spec_path = spec_path
+        self.state = state
+        where = f"{spec_path}: state `{state}`: " if state else f"{spec_path}: "
+        super().__init__(where + message)
+
+
+class PolicyError(ConfigError):
+    """A retry policy that cannot be built from the given configuration."""
+
+
+class JournalError(RunnerFsmError):
+    """A journal that cannot be written or read."""
+
+
+class RunFailed(RunnerFsmError):
+    """A run that ended in the `failed` state.
+
+    `__cause__` is the exception of the last failed step. `run_id` names the run in the journal.
+    """
+
+    def __init__(self, message: str, *, run_id: str, attempts: int) -> None:
+        self.run_id = run_id
+        self.attempts = attempts
+        super().__init__(message)
+
+
+class PendingPackageFailed(RunnerFsmError):
+    """A pending load package holds jobs that failed terminally, so loading it again cannot work."""
+
+    def __init__(self, load_id: str, failed_jobs: list[tuple[str, str]]) -> None:
+        self.load_id = load_id
+        self.failed_jobs = failed_jobs
+        jobs = "; ".join(f"job `{job_id}`: {message}" for job_id, message in failed_jobs)
+        super().__init__(
+            f"Pending load package `{load_id}` holds jobs that failed terminally ({jobs}). Loading"
+            " it again would fail the same way. Fix the cause and run `dlt pipeline <name>"
+            " abort-packages`, or set `on_terminal_pending: abort` in `run_config` to abort the"
+            " package and restore the pipeline state before the run."
+        )
+
+
+class GeneratorNotRetryable(RunnerFsmError):
+    """A retry of the extract step found the data exhausted: a plain generator runs only once."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "The extract step cannot be retried because the data was a plain Python generator or"
+            " iterator, which can be iterated only once "
+            f"({detail}). Pass a dlt resource or source (for example wrap the generator function"
+            " in `@dlt.resource`) so that every attempt extracts the data again, or remove"
+            " `extract` from `retry_pipeline_steps`."
+        )

@@ -1,0 +1,153 @@
+"""The runner: drives one dlt pipeline through the run machine and journals every transition."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from runner_fsm._clock import Clock, SystemClock
+from runner_fsm._run import Run
+from runner_fsm.exceptions import ConfigError
+from runner_fsm.machine import MachineSpec, load_spec
+from runner_fsm.policies import RetryPolicy, resolve_policy
+from runner_fsm.run_config import ON_TERMINAL_PENDING, RunConfig, check_retry_steps
+
+if TYPE_CHECKING:
+    from dlt.common.pipeline import LoadInfo
+    from dlt.pipeline import Pipeline
+
+__all__ = ["Runner", "runner", "default_journal_dir"]
+
+
+def default_journal_dir(pipeline: "Pipeline") -> Path:
+    """Return the journal folder used when none is given: `journal` beside the pipelines folder.
+
+    For dlt's default pipelines folder `~/.dlt/pipelines` that is `~/.dlt/journal`. It lies outside
+    every pipeline working folder, so `run_from_clean_folder` cannot remove it.
+    """
+    return Path(pipeline.pipelines_dir).resolve().parent / "journal"
+
+
+def _check_trace_target(value: Any) -> Any:
+    if isinstance(value, bool) or (isinstance(value, str) and value):
+        return value
+    if hasattr(value, "pipeline_name") and hasattr(value, "run"):
+        return value
+    raise ConfigError(
+        f"`store_trace_info` must be True, False, a pipeline name or a dlt.Pipeline, got"
+        f" {value!r}.",
+        key="store_trace_info",
+        value=value,
+    )
+
+
+class Runner:
+    """Runs a dlt pipeline to completion: retries, pending packages, a clean folder, a journal.
+
+    Every call of `run` is one run of the machine in `specs/run_machine.yaml`, with its own run id
+    in the journal. A runner is not thread-safe: run one pipeline from one thread at a time.
+    """
+
+    def __init__(
+        self,
+        pipeline: "Pipeline",
+        *,
+        run_from_clean_folder: bool = False,
+        store_trace_info: Any = False,
+        retry_policy: Any = None,
+        retry_pipeline_steps: Sequence[str] = ("load",),
+        on_terminal_pending: str = "fail",
+        journal_dir: Optional[os.PathLike[str] | str] = None,
+        clock: Optional[Clock] = None,
+        spec_path: Optional[os.PathLike[str] | str] = None,
+    ) -> None:
+        if not isinstance(run_from_clean_folder, bool):
+            raise ConfigError(
+                f"`run_from_clean_folder` must be True or False, got {run_from_clean_folder!r}.",
+                key="run_from_clean_folder",
+                value=run_from_clean_folder,
+            )
+        if on_terminal_pending not in ON_TERMINAL_PENDING:
+            raise ConfigError(
+                f"{on_terminal_pending!r} is not a valid way to handle a pending package whose"
+                " jobs failed.",
+                key="on_terminal_pending",
+                value=on_terminal_pending,
+                allowed=ON_TERMINAL_PENDING,
+            )
+        self.pipeline = pipeline
+        self.config = RunConfig(
+            store_trace_info=_check_trace_target(store_trace_info),
+            run_from_clean_folder=run_from_clean_folder,
+            retry_policy=resolve_policy(retry_policy),
+            retry_pipeline_steps=check_retry_steps(list(retry_pipeline_steps)),
+            on_terminal_pending=on_terminal_pending,
+        )
+        self.journal_dir = Path(journal_dir) if journal_dir else default_journal_dir(pipeline)
+        self.clock: Clock = clock or SystemClock()
+        self.spec: MachineSpec = load_spec(Path(spec_path) if spec_path else None, model=Run)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry policy of this runner."""
+        assert self.config.retry_policy is not None
+        return self.config.retry_policy
+
+    def run(self, data: Any = None, **kwargs: Any) -> Optional["LoadInfo"]:
+        """Run the pipeline with `data` to completion and return the `LoadInfo` of the data.
+
+        Pending packages of an earlier run are loaded first. `kwargs` go to `pipeline.run`.
+        With `data=None` only pending packages are loaded, and their `LoadInfo` is returned (None
+        when there were none). On failure the exception of the last failed step is raised.
+        """
+        _check_run_kwargs(self.pipeline, kwargs)
+        run = Run(self, data, kwargs, run_id=_new_run_id(self.clock))
+        return run.execute()
+
+    def finalize(self) -> Optional["LoadInfo"]:
+        """Load pending packages only, under the retry policy, and return their `LoadInfo`."""
+        return self.run(None)
+
+
+def _check_run_kwargs(pipeline: Any, kwargs: dict[str, Any]) -> None:
+    import inspect
+
+    accepted = set(inspect.signature(pipeline.run).parameters) - {"data"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"`pipeline.run` takes no argument {', '.join(f'`{k}`' for k in unknown)}.",
+            key=unknown[0],
+            value=kwargs[unknown[0]],
+            allowed=sorted(accepted),
+        )
+
+
+def _new_run_id(clock: Clock) -> str:
+    return f"{clock.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def runner(
+    pipeline: "Pipeline",
+    *,
+    run_from_clean_folder: bool = False,
+    store_trace_info: Any = False,
+    retry_policy: Any = None,
+    retry_pipeline_steps: Sequence[str] = ("load",),
+    on_terminal_pending: str = "fail",
+    journal_dir: Optional[os.PathLike[str] | str] = None,
+    clock: Optional[Clock] = None,
+) -> Runner:
+    """Return a `Runner` for `pipeline`; the arguments are the keys of `run_config` in dlt.yml."""
+    return Runner(
+        pipeline,
+        run_from_clean_folder=run_from_clean_folder,
+        store_trace_info=store_trace_info,
+        retry_policy=retry_policy,
+        retry_pipeline_steps=retry_pipeline_steps,
+        on_terminal_pending=on_terminal_pending,
+        journal_dir=journal_dir,
+        clock=clock,
+    )
