@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["Run"]
 
 MAX_MESSAGE_CHARS = 4000
-# pipeline.run arguments that still apply when a retry loads the package an attempt left behind
-LOAD_KWARGS = ("destination", "staging", "dataset_name", "credentials")
 
 
 def _package_size(path: str) -> int:
@@ -66,7 +64,8 @@ class Run:
         self.last_error: Optional[BaseException] = None
         self.failed_operation: Optional[str] = None
         self.decision: Optional[RetryDecision] = None
-        self.cleaned = False
+        self.folder_cleaned = False
+        self.destination_synced = False
         self.attempt_succeeded = False
         self.load_info: Any = None
         self.finalize_info: Any = None
@@ -269,6 +268,7 @@ class Run:
         destination = self.kwargs.get("destination") or pipeline.destination
         if destination is None or not pipeline.config.restore_from_destination or pipeline.dev_mode:
             self.payload["skipped"] = "no destination, dev_mode or restore_from_destination=false"
+            self.destination_synced = True
             return "synced"
         try:
             pipeline.sync_destination(
@@ -282,6 +282,7 @@ class Run:
         # in this process, so the attempt does not sync a second time.
         if hasattr(pipeline, "_state_restored"):
             pipeline._state_restored = True
+        self.destination_synced = True
         return "synced"
 
     def clean_folder(self) -> str:
@@ -292,7 +293,7 @@ class Run:
             self.pipeline.drop()
         except Exception as ex:  # noqa: BLE001 - a folder that cannot be removed ends the run
             return self._fail(ex)
-        self.cleaned = True
+        self.folder_cleaned = True
         self.payload["removed"] = str(working_dir)
         self.log.info("working_folder_removed", path=str(working_dir))
         return "cleaned"
@@ -310,14 +311,31 @@ class Run:
         return packages
 
     def _terminally_failed(self) -> Optional[PendingPackageFailed]:
-        for load_id in self.pipeline.list_normalized_load_packages():
-            failed = self.pipeline.list_failed_jobs_in_package(load_id)
-            if failed:
-                jobs = [
-                    (job.job_file_info.job_id(), self.scrubber.scrub(str(job.failed_message or ""))[:500])
-                    for job in failed
-                ]
-                return PendingPackageFailed(load_id, jobs)
+        """Return the first pending package with a job that failed terminally, if any.
+
+        dlt puts a terminally failed job back into `new_jobs` with its exception marked
+        `terminal`, and keeps the package pending, so loading it again fails the same way.
+        """
+        from dlt.common.storages.load_package import ParsedLoadJobFileName
+
+        pipeline = self.pipeline
+        for load_id in pipeline.list_normalized_load_packages():
+            jobs = [
+                (job.job_file_info.job_id(), str(job.failed_message or ""))
+                for job in pipeline.list_failed_jobs_in_package(load_id)
+            ]
+            # NOTE: dlt has no public call for the type of a retried job's last exception.
+            packages = pipeline._get_load_storage().normalized_packages
+            for job_file, folder in pipeline.list_pending_retry_jobs_in_package(load_id):
+                if folder != "new_jobs":
+                    continue
+                parsed = ParsedLoadJobFileName.parse(job_file)
+                kind, message = packages.get_last_job_exception(load_id, parsed)
+                if kind == "terminal":
+                    jobs.append((parsed.job_id(), str(message or "")))
+            if jobs:
+                scrubbed = [(job_id, self.scrubber.scrub(_last_line(text))) for job_id, text in jobs]
+                return PendingPackageFailed(load_id, scrubbed, pipeline.pipeline_name)
         return None
 
     def finalize_pending(self) -> str:
@@ -338,12 +356,25 @@ class Run:
             if failed is not None:
                 self._abort_pending(failed)
             if self.pipeline.has_pending_data:
-                self.finalize_info = self.pipeline.run(**_load_kwargs(self.kwargs))
+                self.finalize_info = self._load_pending()
         except Exception as ex:  # noqa: BLE001 - every failure goes to the retry decision
             return self._fail(ex)
         self._raise_step_error()
         self.payload["load_ids"] = list(getattr(self.finalize_info, "loads_ids", []) or [])
         return "finalized"
+
+    def _load_pending(self) -> Any:
+        """Normalize and load what the working folder holds, without syncing first."""
+        pipeline = self.pipeline
+        if pipeline.list_extracted_load_packages():
+            pipeline.normalize()
+        if not pipeline.list_normalized_load_packages():
+            return None
+        return pipeline.load(
+            destination=self.kwargs.get("destination"),
+            dataset_name=self.kwargs.get("dataset_name"),
+            credentials=self.kwargs.get("credentials"),
+        )
 
     def _abort_pending(self, failed: PendingPackageFailed) -> None:
         plan = self.pipeline.abort_packages()
@@ -360,7 +391,7 @@ class Run:
         try:
             if self.tries["attempt"] > 1 and pipeline.has_pending_data:
                 self.payload["resumed_package"] = True
-                self.load_info = pipeline.run(**_load_kwargs(self.kwargs))
+                self.load_info = self._load_pending()
             else:
                 self.load_info = pipeline.run(self.data, **self.kwargs)
         except Exception as ex:  # noqa: BLE001 - every failure goes to the retry decision
@@ -410,15 +441,14 @@ class Run:
 
     # -- guards ----------------------------------------------------------------------------------
 
-    def clean_folder_first(self, event: Any) -> bool:
-        """The folder is cleaned before any sync when nothing is pending in it."""
-        return self.config.run_from_clean_folder and not self.cleaned and not self.pipeline.has_pending_data
-
     def has_pending_data(self, event: Any) -> bool:
         return bool(self.pipeline.has_pending_data)
 
     def clean_folder_due(self, event: Any) -> bool:
-        return self.config.run_from_clean_folder and not self.cleaned
+        return self.config.run_from_clean_folder and not self.folder_cleaned
+
+    def not_synced(self, event: Any) -> bool:
+        return not self.destination_synced
 
     def data_not_yet_run(self, event: Any) -> bool:
         return self.data is not None and not self.attempt_succeeded
@@ -487,8 +517,10 @@ class Run:
         }
 
 
-def _load_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {key: kwargs[key] for key in LOAD_KWARGS if key in kwargs}
+def _last_line(text: str, limit: int = 500) -> str:
+    """Return the last non-empty line of `text`: the exception line of a traceback."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "")[:limit]
 
 
 def _destination_name(pipeline: Any, kwargs: dict[str, Any]) -> Optional[str]:

@@ -94,15 +94,17 @@ class RunFailed(RunnerFsmError):
 class PendingPackageFailed(RunnerFsmError):
     """A pending load package holds jobs that failed terminally, so loading it again cannot work."""
 
-    def __init__(self, load_id: str, failed_jobs: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, load_id: str, failed_jobs: list[tuple[str, str]], pipeline_name: str = "<name>"
+    ) -> None:
         self.load_id = load_id
         self.failed_jobs = failed_jobs
-        jobs = "; ".join(f"job `{job_id}`: {message}" for job_id, message in failed_jobs)
+        jobs = "; ".join(f"job `{job_id}` failed with: {message}" for job_id, message in failed_jobs)
         super().__init__(
             f"Pending load package `{load_id}` holds jobs that failed terminally ({jobs}). Loading"
-            " it again would fail the same way. Fix the cause and run `dlt pipeline <name>"
-            " abort-packages`, or set `on_terminal_pending: abort` in `run_config` to abort the"
-            " package and restore the pipeline state before the run."
+            " it again would fail the same way. Fix the cause, then abort the package with"
+            f" `dlt pipeline {pipeline_name} abort-packages`, or set `on_terminal_pending: abort`"
+            " in `run_config` to abort it and restore the pipeline state at the start of the run."
         )
 
 

@@ -237,6 +237,13 @@ def _check_names(spec: MachineSpec, model: Any) -> None:
         if state.action and not callable(getattr(model, state.action, None)):
             raise SpecError(f"unknown action `{state.action}`.", spec_path=spec.path, state=name)
     for transition in spec.transitions:
+        if hasattr(model, transition.trigger):
+            raise SpecError(
+                f"trigger `{transition.trigger}` has the name of an attribute of the run model;"
+                " rename the trigger.",
+                spec_path=spec.path,
+                state=transition.source,
+            )
         for guard in transition.conditions:
             if not callable(getattr(model, guard, None)):
                 raise SpecError(

@@ -1,0 +1,1069 @@
+"""Load a dlt project file (`dlt.yml`) and build the dlt pipelines and sources it defines.
+
+The file has three top-level sections, in the layout of dltHub projects::
+
+    sources:
+      flights:
+        type: sources.flights.flights_source  # dotted path, relative to the project folder
+        with_args: {rows: 10}                 # keyword arguments of the source function
+        api_url: https://example.com          # any other key is a configuration value
+    destinations:
+      warehouse:
+        type: duckdb                          # a dlt destination type
+    pipelines:
+      flights:
+        source: flights
+        destination: warehouse
+        dataset_name: nyc_flights
+        run_config: {retry_policy: {type: backoff, max_attempts: 5}}
+
+Top-level keys other than `sources`, `destinations` and `pipelines` are errors, with one
+exception: `project` is accepted and not read, so that the metadata of a dltHub project file does
+not stop it from loading. `profiles` is rejected, because runner-fsm applies no profile and
+silently running with the settings of the wrong profile is worse than failing.
+
+A source or destination entry without `type` uses its entry name as the type, so
+`destinations: {duckdb: {}}` is a duckdb destination. A pipeline needs `destination`. Its `source`
+is needed only to run it: a pipeline without one can still receive traces
+(`store_trace_info: <pipeline name>`).
+
+Configuration values. The keys of a source entry other than `type` and `with_args`, and the keys
+of a destination entry other than `type`, are configuration values that reach the source or
+destination through dlt's configuration system, so a source argument declared as
+`dlt.config.value` or `dlt.secrets.value` receives them. The source is named after its entry,
+so a source entry `gh` of type `sources.github.github_source` reads its values from
+`sources.github.gh.<key>`, and a destination entry `warehouse` from
+`destination.warehouse.<key>`. dlt's providers are asked in this order, and the first that holds
+the value wins:
+
+1. environment variables (`SOURCES__GITHUB__GH__API_KEY`, `SOURCES__GH__API_KEY`,
+   `DESTINATION__WAREHOUSE__CREDENTIALS`, ...),
+2. `.dlt/secrets.toml` beside the project file, then the global one (`~/.dlt/`),
+3. `.dlt/config.toml` beside the project file, then the global one,
+4. the project file itself,
+5. the secret vaults that dlt's `[providers]` configuration enables (Airflow, Google, AWS).
+
+Within one provider dlt tries the most specific key first (`sources.github.gh.api_key`, then
+`sources.github.api_key`, `sources.gh.api_key`, `sources.api_key`, `api_key`).
+
+Data folder. `<project folder>/_data` holds `pipelines/` (the working folders of the pipelines),
+`journal/` (the run journals) and `local/` (the files of local destinations: a duckdb destination
+with no credentials configured anywhere writes `local/<pipeline name>.duckdb`, and relative paths
+of local destinations such as `filesystem` are resolved in `local/`).
+
+dlt's run context is process-wide. `make_pipeline` and `make_source` activate the project's run
+context (settings folder `<project folder>/.dlt`, the project file as a configuration provider,
+`_data/local` as the folder of local files), and it stays active after they return, because dlt
+resolves destination credentials only when the pipeline loads. The working directory of the
+process is not changed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+import yaml
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.configuration.providers.doc import BaseDocProvider
+from dlt.common.configuration.providers.provider import ConfigProvider
+from dlt.common.configuration.resolve import resolve_single_provider_value
+from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+from dlt.common.destination.exceptions import UnknownDestinationModule
+from dlt.common.destination.reference import Destination, DestinationReference
+from dlt.common.runtime.run_context import DOT_DLT, RunContext
+from dlt.common.storages import FileStorage
+from dlt.extract import DltResource, DltSource, SourceFactory, SourceReference
+from dlt.extract.exceptions import UnknownSourceReference
+
+from runner_fsm.exceptions import ConfigError
+from runner_fsm.run_config import RunConfig, parse_run_config
+
+__all__ = [
+    "DATA_FOLDER",
+    "PIPELINE_KEYS",
+    "TOP_LEVEL_KEYS",
+    "DestinationDefinition",
+    "PipelineDefinition",
+    "Project",
+    "ProjectFileProvider",
+    "ProjectRunContext",
+    "SourceDefinition",
+    "load_project",
+]
+
+TOP_LEVEL_KEYS = ("sources", "destinations", "pipelines")
+IGNORED_TOP_LEVEL_KEYS = ("project",)
+PIPELINE_KEYS = ("source", "destination", "dataset_name", "run_config")
+SOURCE_KEYS = ("type", "with_args")
+DATA_FOLDER = "_data"
+
+# source types that dlt ships, shown when a source type cannot be found
+BUILTIN_SOURCE_EXAMPLES = ("rest_api", "sql_database", "filesystem")
+
+KeyPath = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SourceDefinition:
+    """One entry of `sources`.
+
+    `config` contains the entry's keys other than `type` and `with_args`. `line` is the line of the
+    entry's name and `lines` maps keys inside the entry (`type`, `with_args.rows`) to their lines.
+    """
+
+    name: str
+    type: str
+    with_args: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def line_of(self, key: str) -> int | None:
+        """Return the line of `key` inside the entry, or the entry's line if the key is absent."""
+        return self.lines.get(key, self.line)
+
+
+@dataclass(frozen=True)
+class DestinationDefinition:
+    """One entry of `destinations`. `config` contains the entry's keys other than `type`."""
+
+    name: str
+    type: str
+    config: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def line_of(self, key: str) -> int | None:
+        """Return the line of `key` inside the entry, or the entry's line if the key is absent."""
+        return self.lines.get(key, self.line)
+
+
+@dataclass(frozen=True)
+class PipelineDefinition:
+    """One entry of `pipelines`. `run_config` is the raw mapping, validated by `Project.run_config`."""
+
+    name: str
+    destination: str
+    source: str | None = None
+    dataset_name: str | None = None
+    run_config: Mapping[str, Any] | None = None
+    line: int | None = None
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def line_of(self, key: str) -> int | None:
+        """Return the line of `key` inside the entry, or the entry's line if the key is absent."""
+        return self.lines.get(key, self.line)
+
+
+# --- reading the YAML file -----------------------------------------------------------------------
+
+
+class _FileLines:
+    """Line numbers of the keys of one YAML file, and errors that point at them."""
+
+    def __init__(self, source: str, lines: dict[KeyPath, int]) -> None:
+        self.source = source
+        self._lines = lines
+
+    def line_of(self, path: Sequence[str]) -> int | None:
+        """Return the line of `path`, or of its closest parent that exists in the file."""
+        key = tuple(path)
+        while key:
+            if key in self._lines:
+                return self._lines[key]
+            key = key[:-1]
+        return self._lines.get(())
+
+    def lines_under(self, path: Sequence[str]) -> dict[str, int]:
+        """Return the lines of all keys below `path`, named by their dotted path relative to it."""
+        prefix = tuple(path)
+        return {
+            ".".join(key[len(prefix) :]): line
+            for key, line in self._lines.items()
+            if len(key) > len(prefix) and key[: len(prefix)] == prefix
+        }
+
+    def error(
+        self,
+        message: str,
+        path: Sequence[str],
+        *,
+        value: Any = None,
+        allowed: Sequence[Any] | None = None,
+    ) -> ConfigError:
+        """Build a `ConfigError` for the key at `path` (empty for the whole file)."""
+        return ConfigError(
+            message,
+            source=self.source,
+            line=self.line_of(path),
+            key=".".join(path) or None,
+            value=value,
+            allowed=allowed,
+        )
+
+
+def _read_text(path: Path, shown: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "the project file does not exist. Pass the path of an existing dlt.yml.", source=shown
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            "the path is a folder, not a project file. Pass the path of the dlt.yml inside it.",
+            source=shown,
+        ) from None
+    except UnicodeDecodeError as ex:
+        raise ConfigError(
+            f"the project file is not UTF-8 text ({ex.reason} at byte {ex.start}).", source=shown
+        ) from ex
+    except OSError as ex:
+        raise ConfigError(f"the project file cannot be read: {ex.strerror}.", source=shown) from ex
+
+
+def _yaml_error(ex: yaml.YAMLError, text: str, shown: str) -> ConfigError:
+    # the messages leave out PyYAML's snippet of the document, which may show a secret
+    if isinstance(ex, yaml.MarkedYAMLError) and ex.problem_mark is not None:
+        mark = ex.problem_mark
+        context = f" ({ex.context})" if ex.context else ""
+        return ConfigError(
+            f"invalid YAML at column {mark.column + 1}: {ex.problem}{context}.",
+            source=shown,
+            line=mark.line + 1,
+            value=ex.problem,
+        )
+    if isinstance(ex, yaml.reader.ReaderError):
+        line = text.count("\n", 0, ex.position) + 1
+        return ConfigError(
+            f"invalid YAML: character #x{ex.character:04x} is not allowed in a YAML file.",
+            source=shown,
+            line=line,
+        )
+    return ConfigError(f"invalid YAML: {ex}.", source=shown)
+
+
+def _parse_yaml(text: str, shown: str) -> tuple[Any, _FileLines]:
+    """Parse `text` into Python data and the line of every key, using the node tree of PyYAML."""
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as ex:
+        raise _yaml_error(ex, text, shown) from ex
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as ex:
+        raise _yaml_error(ex, text, shown) from ex
+    finally:
+        loader.dispose()
+    lines: dict[KeyPath, int] = {}
+    if node is not None:
+        _index_lines(node, (), lines, shown)
+    return data, _FileLines(shown, lines)
+
+
+def _index_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], shown: str) -> None:
+    """Record the 1-based line of every mapping key and list item below `node` in `lines`."""
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            if key in seen and key != "<<":
+                raise ConfigError(
+                    f"duplicate key {key!r}. Each key may appear once in a mapping.",
+                    source=shown,
+                    line=key_node.start_mark.line + 1,
+                    key=".".join(path + (key,)),
+                    value=key,
+                )
+            seen.add(key)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            _index_lines(value_node, path + (key,), lines, shown)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, path + (str(index),), lines, shown)
+
+
+# --- validating the document ---------------------------------------------------------------------
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _check_top_level(data: Any, where: _FileLines) -> Mapping[str, Any]:
+    if data is None:
+        raise where.error("the project file is empty. Define at least one pipeline.", ["pipelines"])
+    if not isinstance(data, Mapping):
+        raise where.error(
+            f"the top level must be a mapping with the keys {', '.join(TOP_LEVEL_KEYS)},"
+            f" got a {_type_name(data)}.",
+            [],
+            allowed=TOP_LEVEL_KEYS,
+        )
+    for key in data:
+        if key == "profiles":
+            raise where.error(
+                "runner-fsm applies no profiles. Move the settings of the profile you run into"
+                " .dlt/config.toml and .dlt/secrets.toml, then remove `profiles`.",
+                ["profiles"],
+                value=key,
+                allowed=TOP_LEVEL_KEYS,
+            )
+        if key not in TOP_LEVEL_KEYS and key not in IGNORED_TOP_LEVEL_KEYS:
+            raise where.error(
+                f"unknown top-level key {key!r}.",
+                [str(key)],
+                value=key,
+                allowed=TOP_LEVEL_KEYS + IGNORED_TOP_LEVEL_KEYS,
+            )
+    if not data.get("pipelines"):
+        raise where.error(
+            "the project file defines no pipeline. Add a `pipelines` section with at least one"
+            " pipeline.",
+            ["pipelines"],
+        )
+    return data
+
+
+def _entries(data: Mapping[str, Any], section: str, where: _FileLines) -> dict[str, Any]:
+    """Return the entries of the top-level `section` by name, checking that names are strings."""
+    entries = data.get(section)
+    if entries is None:
+        return {}
+    if not isinstance(entries, Mapping):
+        raise where.error(
+            f"`{section}` must be a mapping of names to entries, got a {_type_name(entries)}.",
+            [section],
+        )
+    for name in entries:
+        if not isinstance(name, str) or not name:
+            raise where.error(
+                f"the names in `{section}` must be non-empty strings, got {name!r}.",
+                [section, str(name)],
+                value=name,
+            )
+    return dict(entries)
+
+
+def _entry_mapping(entry: Any, path: KeyPath, where: _FileLines) -> Mapping[str, Any]:
+    if entry is None:
+        return {}
+    if not isinstance(entry, Mapping):
+        raise where.error(
+            f"an entry must be a mapping of keys, got a {_type_name(entry)}.",
+            path,
+            allowed=["a mapping with `type`"],
+        )
+    for key in entry:
+        if not isinstance(key, str):
+            raise where.error(
+                f"the keys of an entry must be strings, got {key!r}.",
+                path + (str(key),),
+                value=key,
+            )
+    return entry
+
+
+def _entry_type(entry: Mapping[str, Any], name: str, path: KeyPath, where: _FileLines) -> str:
+    kind = entry.get("type", name)
+    if not isinstance(kind, str) or not kind.strip():
+        raise where.error(
+            f"`type` must be a non-empty string, got {kind!r}.", path + ("type",), value=kind
+        )
+    return kind.strip()
+
+
+def _parse_source(name: str, entry: Any, where: _FileLines) -> SourceDefinition:
+    path = ("sources", name)
+    mapping = _entry_mapping(entry, path, where)
+    with_args = mapping.get("with_args")
+    if with_args is None:
+        with_args = {}
+    if not isinstance(with_args, Mapping):
+        # the value itself is not shown, because arguments may hold secrets
+        raise where.error(
+            f"`with_args` must be a mapping of argument names to values, got a"
+            f" {_type_name(with_args)}.",
+            path + ("with_args",),
+            allowed=["a mapping such as `with_args: {rows: 10}`"],
+        )
+    for argument in with_args:
+        if not isinstance(argument, str) or not argument.isidentifier():
+            raise where.error(
+                f"{argument!r} is not a valid argument name.",
+                path + ("with_args", str(argument)),
+                value=argument,
+            )
+    return SourceDefinition(
+        name=name,
+        type=_entry_type(mapping, name, path, where),
+        with_args=dict(with_args),
+        config={k: v for k, v in mapping.items() if k not in SOURCE_KEYS},
+        line=where.line_of(path),
+        lines=where.lines_under(path),
+    )
+
+
+def _parse_destination(name: str, entry: Any, where: _FileLines) -> DestinationDefinition:
+    path = ("destinations", name)
+    mapping = _entry_mapping(entry, path, where)
+    return DestinationDefinition(
+        name=name,
+        type=_entry_type(mapping, name, path, where),
+        config={k: v for k, v in mapping.items() if k != "type"},
+        line=where.line_of(path),
+        lines=where.lines_under(path),
+    )
+
+
+def _check_reference(
+    value: Any, key: str, path: KeyPath, defined: Mapping[str, Any], where: _FileLines
+) -> str:
+    """Check that `value` names an entry of the top-level section `key + "s"`."""
+    section = f"{key}s"
+    if value is None:
+        raise where.error(
+            f"the pipeline has no `{key}`. Add `{key}: <name>` naming an entry of `{section}`.",
+            path,
+            allowed=list(defined),
+        )
+    if not isinstance(value, str) or value not in defined:
+        raise where.error(
+            f"{value!r} is not defined in `{section}`.", path, value=value, allowed=list(defined)
+        )
+    return value
+
+
+def _parse_pipeline(
+    name: str,
+    entry: Any,
+    sources: Mapping[str, SourceDefinition],
+    destinations: Mapping[str, DestinationDefinition],
+    where: _FileLines,
+) -> PipelineDefinition:
+    path = ("pipelines", name)
+    try:
+        FileStorage.validate_file_name_component(name)
+    except ValueError as ex:
+        raise where.error(
+            f"the pipeline name {name!r} cannot be used as a folder name: {ex}.", path, value=name
+        ) from ex
+    mapping = _entry_mapping(entry, path, where)
+    for key in mapping:
+        if key not in PIPELINE_KEYS:
+            raise where.error(
+                f"unknown key {key!r} in a pipeline.",
+                path + (key,),
+                value=key,
+                allowed=PIPELINE_KEYS,
+            )
+    destination = _check_reference(
+        mapping.get("destination"), "destination", path + ("destination",), destinations, where
+    )
+    source = None
+    if "source" in mapping:
+        source = _check_reference(mapping["source"], "source", path + ("source",), sources, where)
+    dataset_name = mapping.get("dataset_name")
+    if dataset_name is not None and (not isinstance(dataset_name, str) or not dataset_name):
+        raise where.error(
+            f"`dataset_name` must be a non-empty string, got {dataset_name!r}.",
+            path + ("dataset_name",),
+            value=dataset_name,
+        )
+    return PipelineDefinition(
+        name=name,
+        destination=destination,
+        source=source,
+        dataset_name=dataset_name,
+        run_config=mapping.get("run_config"),
+        line=where.line_of(path),
+        lines=where.lines_under(path),
+    )
+
+
+# --- dlt configuration: the project file as a provider, and the project's run context -----------
+
+
+class ProjectFileProvider(BaseDocProvider):
+    """A dlt configuration provider that returns the configuration values of a project file.
+
+    The document has the layout of dlt's TOML files: `sources.<section>.<name>.<key>` and
+    `destination.<name>.<key>`. The provider accepts secrets, so that a source argument declared
+    as `dlt.secrets.value` can be set in the project file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__({})
+        self._path = path
+
+    @property
+    def name(self) -> str:
+        return f"project file {self._path.name}"
+
+    @property
+    def supports_secrets(self) -> bool:
+        return True
+
+    @property
+    def locations(self) -> Sequence[str]:
+        return [str(self._path)]
+
+    def set_section(self, path: Sequence[str], values: Mapping[str, Any]) -> None:
+        """Replace the values under the section `path` (for example `("destination", "dw")`)."""
+        node = self._config_doc
+        for key in path[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[path[-1]] = dict(values)
+
+
+class ProjectRunContext(RunContext):
+    """dlt's run context for a project: settings in `<root>/.dlt`, local files in `_data/local`.
+
+    The provider of the project file comes after dlt's environment and TOML providers. The
+    environment variables `DLT_PROJECT_DIR`, `DLT_DATA_DIR` and `DLT_LOCAL_DIR` are not read,
+    because the project file's folder fixes these places.
+    """
+
+    def __init__(self, root: Path, data_dir: Path, file_provider: ProjectFileProvider) -> None:
+        super().__init__(str(root))
+        self._project_data_dir = str(data_dir)
+        self._file_provider = file_provider
+
+    @property
+    def run_dir(self) -> str:
+        return self._init_run_dir
+
+    @property
+    def settings_dir(self) -> str:
+        return os.path.join(self._init_run_dir, DOT_DLT)
+
+    @property
+    def local_dir(self) -> str:
+        return os.path.join(self._project_data_dir, "local")
+
+    @property
+    def data_dir(self) -> str:
+        return self._project_data_dir
+
+    @property
+    def module(self) -> None:
+        # dlt would import the project folder's name as a module to find sources in it
+        return None
+
+    def initial_providers(self) -> list[ConfigProvider]:
+        return [*super().initial_providers(), self._file_provider]
+
+
+# --- the project ---------------------------------------------------------------------------------
+
+
+class Project:
+    """A loaded and validated project file, and the factory of its dlt pipelines and sources."""
+
+    def __init__(
+        self,
+        path: Path,
+        sources: dict[str, SourceDefinition],
+        destinations: dict[str, DestinationDefinition],
+        pipelines: dict[str, PipelineDefinition],
+        lines: _FileLines,
+    ) -> None:
+        self.path = path
+        self.root = path.parent
+        self.data_dir = self.root / DATA_FOLDER
+        self.sources = sources
+        self.destinations = destinations
+        self.pipelines = pipelines
+        self._lines = lines
+        self._file_provider = ProjectFileProvider(path)
+        for destination in destinations.values():
+            self._file_provider.set_section(("destination", destination.name), destination.config)
+        self._run_context = ProjectRunContext(self.root, self.data_dir, self._file_provider)
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.path)!r}, pipelines={sorted(self.pipelines)})"
+
+    @property
+    def pipelines_dir(self) -> Path:
+        """The folder of the pipelines' working folders."""
+        return self.data_dir / "pipelines"
+
+    @property
+    def journal_dir(self) -> Path:
+        """The folder of the run journals."""
+        return self.data_dir / "journal"
+
+    @property
+    def local_dir(self) -> Path:
+        """The folder of the files of local destinations, such as duckdb databases."""
+        return self.data_dir / "local"
+
+    def pipeline_definition(self, name: str) -> PipelineDefinition:
+        """Return the pipeline `name`, or raise `ConfigError` listing the pipelines of the file."""
+        definition = self.pipelines.get(name)
+        if definition is None:
+            raise self._lines.error(
+                f"pipeline {name!r} is not defined in the project file.",
+                ["pipelines"],
+                value=name,
+                allowed=sorted(self.pipelines),
+            )
+        return definition
+
+    def run_config(self, name: str) -> RunConfig:
+        """Validate the `run_config` of pipeline `name` and return it.
+
+        `store_trace_info` given as a string must name another pipeline of the file.
+        """
+        definition = self.pipeline_definition(name)
+        path = ("pipelines", name, "run_config")
+
+        def line_of(key: str) -> int | None:
+            return self._lines.line_of(path + tuple(key.split(".")) if key else path)
+
+        config = parse_run_config(
+            definition.run_config,
+            source=self._lines.source,
+            line_of=line_of,
+            key_prefix=".".join(path),
+        )
+        target = config.store_trace_info
+        if isinstance(target, str) and (target == name or target not in self.pipelines):
+            others = sorted(p for p in self.pipelines if p != name)
+            raise self._lines.error(
+                f"`store_trace_info` must be true, false or the name of another pipeline of the"
+                f" project file, got {target!r}.",
+                path + ("store_trace_info",),
+                value=target,
+                allowed=[True, False, *others],
+            )
+        return config
+
+    def activate(self) -> None:
+        """Make the project dlt's active run context and put its folder on `sys.path`.
+
+        Does nothing if the project is already active. See the module documentation for what
+        the run context sets.
+        """
+        _put_first_on_sys_path(self.root)
+        plugged = Container()[PluggableRunContext]
+        if plugged.context is not self._run_context:
+            plugged.reload(self._run_context)
+
+    def make_pipeline(self, name: str, *, pipelines_dir: Path | None = None) -> dlt.Pipeline:
+        """Create (or attach to) the dlt pipeline `name` with its destination and dataset.
+
+        The working folder goes to `pipelines_dir`, by default `_data/pipelines`.
+        """
+        definition = self.pipeline_definition(name)
+        self.activate()
+        destination = self._make_destination(definition)
+        folder = Path(pipelines_dir) if pipelines_dir is not None else self.pipelines_dir
+        # dlt names the dataset `<pipeline name>_dataset` when `dataset_name` is None
+        return dlt.pipeline(
+            pipeline_name=name,
+            destination=destination,
+            dataset_name=definition.dataset_name,  # type: ignore[arg-type]
+            pipelines_dir=str(folder),
+        )
+
+    def make_source(
+        self, name: str, *, limit: int | None = None, resources: list[str] | None = None
+    ) -> Any:
+        """Build the source of pipeline `name`, as a `DltSource` or `DltResource` for `run`.
+
+        `resources` selects resources of the source by name. `limit` caps the number of items
+        that each resource yields, through dlt's `add_limit`. A page, a list or an Arrow batch
+        yielded at once counts as one item. Each call builds a new source, so that a retry can
+        extract again.
+        """
+        _check_limit(limit)
+        definition = self.pipeline_definition(name)
+        if definition.source is None:
+            raise self._lines.error(
+                "the pipeline has no `source`, so it cannot be run. Add `source: <name>` naming an"
+                " entry of `sources`.",
+                ["pipelines", name, "source"],
+                allowed=sorted(self.sources),
+            )
+        source_definition = self.sources[definition.source]
+        self.activate()
+        target = self._import_source_type(source_definition)
+        data = self._call_source(source_definition, target)
+        data = _select_resources(data, resources, source_definition)
+        if limit is not None:
+            data = data.add_limit(limit)
+        return data
+
+    # --- sources ---
+
+    def _source_error(
+        self, source: SourceDefinition, key: str, message: str, **kwargs: Any
+    ) -> ConfigError:
+        path = ["sources", source.name] + (key.split(".") if key else [])
+        return self._lines.error(message, path, **kwargs)
+
+    def _import_source_type(self, source: SourceDefinition) -> Any:
+        """Import the object that the source's `type` names."""
+        ref = source.type
+        if "." in ref:
+            module_name, _, attribute = ref.rpartition(".")
+            module = self._import_project_module(source, module_name)
+            if module is not None:
+                if not hasattr(module, attribute):
+                    raise self._source_error(
+                        source,
+                        "type",
+                        f"module `{module_name}` has no attribute `{attribute}`.",
+                        value=ref,
+                        allowed=_source_candidates(module),
+                    )
+                return getattr(module, attribute)
+            if ref.count(".") >= 2:
+                raise self._source_error(
+                    source,
+                    "type",
+                    f"module `{module_name}` of source type {ref!r} is not found in the project"
+                    f" folder {self.root} or on the Python path.",
+                    value=ref,
+                )
+        return self._find_dlt_source(source)
+
+    def _import_project_module(self, source: SourceDefinition, module_name: str) -> Any:
+        """Import `module_name`, or return None if neither it nor a parent package exists."""
+        _forget_modules_of_other_folders(module_name, self.root)
+        importlib.invalidate_caches()
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError as ex:
+            if ex.name is not None and (module_name + ".").startswith(ex.name + "."):
+                return None
+            raise self._source_error(
+                source,
+                "type",
+                f"importing module `{module_name}` failed: {type(ex).__name__}: {ex}.",
+                value=source.type,
+            ) from ex
+        except Exception as ex:
+            raise self._source_error(
+                source,
+                "type",
+                f"importing module `{module_name}` failed: {type(ex).__name__}: {ex}.",
+                value=source.type,
+            ) from ex
+
+    def _find_dlt_source(self, source: SourceDefinition) -> Any:
+        """Find a source by dlt's short references, such as `rest_api` or `sql_database`."""
+        try:
+            return SourceReference.find(source.type)
+        except UnknownSourceReference as ex:
+            raise self._source_error(
+                source,
+                "type",
+                f"source type {source.type!r} is not found. {_describe_import_traces(ex)} Use a"
+                " dotted path to a source function, relative to the project folder"
+                " (`sources.<module>.<function>`), or a source that dlt ships, such as"
+                f" {', '.join(BUILTIN_SOURCE_EXAMPLES)}.",
+                value=source.type,
+            ) from ex
+
+    def _call_source(self, source: SourceDefinition, target: Any) -> Any:
+        """Call the source factory, resource or function that `type` names with `with_args`."""
+        if isinstance(target, SourceFactory):
+            factory = target.clone(name=source.name)
+            self._file_provider.set_section(
+                ("sources", factory.ref.section, source.name), source.config
+            )
+            return self._call_with_config(source, factory, factory.ref.section, source.name)
+        if isinstance(target, DltResource):
+            self._file_provider.set_section(("sources", target.section, target.name), source.config)
+            if target._args_bound:
+                self._reject_with_args(source, "a resource that is already bound to arguments")
+                return target
+            return self._call_with_config(source, target, target.section, target.name)
+        if isinstance(target, DltSource):
+            self._reject_with_args(source, "a source object, not a function")
+            return target
+        if callable(target):
+            data = self._call_with_config(source, target, source.name, source.name)
+            if isinstance(data, (DltSource, DltResource)):
+                return data
+            return dlt.resource(data, name=source.name)
+        raise self._source_error(
+            source,
+            "type",
+            f"{source.type!r} is a {type(target).__name__}, not a dlt source, resource or"
+            " function.",
+            value=source.type,
+        )
+
+    def _reject_with_args(self, source: SourceDefinition, what: str) -> None:
+        if source.with_args:
+            raise self._source_error(
+                source,
+                "with_args",
+                f"{source.type!r} is {what}, so it takes no `with_args`. Remove `with_args`.",
+                value=sorted(source.with_args),
+            )
+
+    def _call_with_config(
+        self, source: SourceDefinition, function: Callable[..., Any], section: str, name: str
+    ) -> Any:
+        unknown = _unknown_argument(function, source.with_args)
+        if unknown is not None:
+            argument, accepted = unknown
+            raise self._source_error(
+                source,
+                f"with_args.{argument}",
+                f"{source.type!r} takes no argument {argument!r}.",
+                value=argument,
+                allowed=accepted,
+            )
+        try:
+            return function(**source.with_args)
+        except ConfigFieldMissingException as ex:
+            raise self._missing_config_error(source, ex, section, name) from ex
+
+    def _missing_config_error(
+        self, source: SourceDefinition, ex: ConfigFieldMissingException, section: str, name: str
+    ) -> ConfigError:
+        fields = ", ".join(f"`{f}`" for f in ex.fields)
+        example = "__".join(["SOURCES", section, name, ex.fields[0]]).upper()
+        settings = Path(self._run_context.settings_dir)
+        return self._source_error(
+            source,
+            "",
+            f"source {source.name!r} is missing configuration values: {fields}. Set them as keys"
+            f" of this entry, in the section [sources.{section}.{name}] of"
+            f" {settings / 'secrets.toml'} or {settings / 'config.toml'}, or as environment"
+            f" variables such as {example}.",
+            value=list(ex.fields),
+        )
+
+    # --- destinations ---
+
+    def _make_destination(self, pipeline: PipelineDefinition) -> Destination[Any, Any]:
+        definition = self.destinations[pipeline.destination]
+        factory = self._find_destination_factory(definition)
+        arguments: dict[str, Any] = {"destination_name": definition.name}
+        factory_class = DestinationReference.ensure_factory(factory)
+        if issubclass(factory_class, dlt.destinations.duckdb) and not _credentials_configured(
+            definition.name, pipeline.name
+        ):
+            self.local_dir.mkdir(parents=True, exist_ok=True)
+            arguments["credentials"] = str(self.local_dir / f"{pipeline.name}.duckdb")
+        destination: Destination[Any, Any] = factory(**arguments)
+        return destination
+
+    def _find_destination_factory(self, definition: DestinationDefinition) -> Any:
+        try:
+            return DestinationReference.find(definition.type)
+        except UnknownDestinationModule as ex:
+            raise self._lines.error(
+                f"destination type {definition.type!r} is not known to dlt. Use one of dlt's"
+                " destination types or a dotted path to a destination factory.",
+                ["destinations", definition.name, "type"],
+                value=definition.type,
+                allowed=_builtin_destination_types(),
+            ) from ex
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _put_first_on_sys_path(folder: Path) -> None:
+    """Put `folder` first on `sys.path`, without adding it twice."""
+    entry = str(folder)
+    if sys.path and sys.path[0] == entry:
+        return
+    if entry in sys.path:
+        sys.path.remove(entry)
+    sys.path.insert(0, entry)
+
+
+def _module_is_in_folder(module: Any, folder: Path) -> bool:
+    places = [getattr(module, "__file__", None), *list(getattr(module, "__path__", None) or [])]
+    return any(place and Path(place).is_relative_to(folder) for place in places)
+
+
+def _folder_has_module(folder: Path, parts: Sequence[str]) -> bool:
+    package = folder.joinpath(*parts)
+    return package.is_dir() or package.with_name(parts[-1] + ".py").is_file()
+
+
+def _forget_modules_of_other_folders(module_name: str, folder: Path) -> None:
+    """Drop imported modules of `module_name`'s package that `folder` also contains.
+
+    Two projects loaded in one process may both have a `sources` package. Python caches the first
+    one in `sys.modules`, so the second project's modules are dropped from the cache before they
+    are imported. Packages that `folder` does not contain (such as `dlt`) are never dropped.
+    """
+    parts = module_name.split(".")
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        module = sys.modules.get(name)
+        if module is None or _module_is_in_folder(module, folder):
+            continue
+        if not _folder_has_module(folder, parts[:depth]):
+            return
+        for cached in [n for n in sys.modules if n == name or n.startswith(name + ".")]:
+            del sys.modules[cached]
+        return
+
+
+def _source_candidates(module: Any) -> list[str]:
+    """Return the names of the dlt sources and resources defined in `module`."""
+    return sorted(
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and isinstance(value, (SourceFactory, DltResource))
+    )
+
+
+def _describe_import_traces(ex: UnknownSourceReference) -> str:
+    reasons = []
+    for trace in ex.traces:
+        reason: str = trace.reason
+        if reason == "MissingDependencyException":
+            reason = f"missing dependency: {trace.exc}"
+        reasons.append(f"`{trace.module}.{trace.attr_name}`: {reason}")
+    if not reasons:
+        return ""
+    return "Tried " + "; ".join(reasons) + "."
+
+
+def _unknown_argument(
+    function: Callable[..., Any], arguments: Mapping[str, Any]
+) -> tuple[str, list[str]] | None:
+    """Return an argument of `arguments` that `function` does not take, and those it takes."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+    parameters = signature.parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    accepted = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for argument in arguments:
+        if argument not in accepted:
+            return argument, accepted
+    return None
+
+
+def _select_resources(data: Any, names: list[str] | None, source: SourceDefinition) -> Any:
+    if names is None:
+        return data
+    if isinstance(data, DltSource):
+        available = list(data.resources.keys())
+    else:
+        available = [data.name]
+    if not names:
+        raise ConfigError(
+            f"no resource named. Name at least one resource of source {source.name!r}.",
+            key="--resources",
+            allowed=available,
+        )
+    for name in names:
+        if name not in available:
+            raise ConfigError(
+                f"source {source.name!r} ({source.type}) has no resource {name!r}.",
+                key="--resources",
+                value=name,
+                allowed=available,
+            )
+    if isinstance(data, DltSource):
+        return data.with_resources(*names)
+    return data
+
+
+def _check_limit(limit: Any) -> None:
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(
+            f"the limit must be a positive integer (a number of items per resource), got"
+            f" {limit!r}.",
+            key="--limit",
+            value=limit,
+        )
+
+
+# dlt annotates the optional `pipeline_name` and `config_section` as `str` with a None default
+_lookup: Callable[..., tuple[Any, Any]] = resolve_single_provider_value
+
+
+def _credentials_configured(destination_name: str, pipeline_name: str) -> bool:
+    """Tell whether any provider holds credentials for the destination `destination_name`.
+
+    Looks up the keys that dlt reads for a destination's credentials, both as one value
+    (`destination.<name>.credentials`) and as the `database` field of the credentials, with and
+    without the pipeline name as the first section.
+    """
+    providers = Container()[PluggableRunContext].providers.providers
+    sections = ("destination", destination_name)
+    for provider in providers:
+        if provider.is_empty:
+            continue
+        for pipeline in (pipeline_name, None):
+            value, _ = _lookup(provider, "credentials", Any, pipeline, None, sections)
+            if value is None:
+                value, _ = _lookup(provider, "database", Any, pipeline, "credentials", sections)
+            if value is not None:
+                return True
+    return False
+
+
+def _builtin_destination_types() -> list[str]:
+    prefix = "dlt.destinations."
+    return sorted(
+        ref[len(prefix) :]
+        for ref in DestinationReference.DESTINATIONS
+        if ref.startswith(prefix) and ref != prefix + "destination"
+    )
+
+
+def load_project(path: str | os.PathLike[str]) -> Project:
+    """Parse and validate the project file at `path` and return the `Project` it defines.
+
+    Checks the structure of every entry, the references between them and every `run_config`.
+    Source types and destination types are imported and checked later, by `make_source` and
+    `make_pipeline`, with the same kind of errors. Raises `ConfigError` naming the file, the line
+    and the key.
+    """
+    file_path = Path(path).expanduser().absolute()
+    shown = str(file_path)
+    text = _read_text(file_path, shown)
+    data, where = _parse_yaml(text, shown)
+    document = _check_top_level(data, where)
+    sources = {
+        name: _parse_source(name, entry, where)
+        for name, entry in _entries(document, "sources", where).items()
+    }
+    destinations = {
+        name: _parse_destination(name, entry, where)
+        for name, entry in _entries(document, "destinations", where).items()
+    }
+    pipelines = {
+        name: _parse_pipeline(name, entry, sources, destinations, where)
+        for name, entry in _entries(document, "pipelines", where).items()
+    }
+    project = Project(file_path, sources, destinations, pipelines, where)
+    # a retry policy `type` may be a dotted path into the project folder
+    _put_first_on_sys_path(project.root)
+    for name in pipelines:
+        project.run_config(name)
+    return project
