@@ -89,6 +89,8 @@ def read_tail(path: os.PathLike[str] | str, max_records: int) -> list[JournalLin
     The cost depends on the size of the tail, not of the file. Line numbers are counted from the
     end, as negative numbers (-1 is the last line), because the lines before the tail are not read.
     """
+    if max_records < 1:
+        return []
     with open(path, "rb") as handle:
         handle.seek(0, os.SEEK_END)
         position = handle.tell()
@@ -131,7 +133,13 @@ class Journal:
                 f"cannot create the journal folder `{self.path.parent}`: {ex}. Pass a writable"
                 " folder as `journal_dir` (CLI: --journal-dir)."
             ) from ex
-        self.seq, self.last_hash = self._recover_tail()
+        try:
+            self.seq, self.last_hash = self._recover_tail()
+        except OSError as ex:
+            raise JournalError(
+                f"cannot read the journal `{self.path}`: {ex}. Check that it is a readable file,"
+                " or pass another `journal_dir` (CLI: --journal-dir)."
+            ) from ex
         self._handle = self._open_for_append()
 
     def _open_for_append(self) -> Any:
@@ -175,11 +183,17 @@ class Journal:
 
     def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Append `record` with `v`, `seq`, `prev` and `hash` set, flush and fsync it, return it."""
+        reserved = {"v", "seq", "prev", "hash"} & set(record)
+        if reserved:
+            raise JournalError(f"a record may not set the journal's own fields {sorted(reserved)}")
         full: dict[str, Any] = {"v": FORMAT_VERSION, "seq": self.seq + 1}
         full.update(record)
         full["prev"] = self.last_hash
-        full["hash"] = record_hash(full)
-        line = orjson.dumps(full, default=str) + b"\n"
+        try:
+            full["hash"] = record_hash(full)
+            line = orjson.dumps(full, default=str) + b"\n"
+        except TypeError as ex:
+            raise JournalError(f"cannot write a record to the journal `{self.path}`: {ex}") from ex
         try:
             self._handle.write(line)
             self._handle.flush()

@@ -122,7 +122,8 @@ def _parse_states(raw: Any, spec_path: str) -> dict[str, StateSpec]:
         _require(isinstance(body, Mapping), "a state must be a mapping.", spec_path, str(name))
         unknown = set(body) - {"action", "terminal", "description", "initial"}
         _require(not unknown, f"unknown keys {sorted(unknown)}.", spec_path, str(name))
-        terminal = bool(body.get("terminal", False))
+        terminal = body.get("terminal", False)
+        _require(isinstance(terminal, bool), "`terminal` must be true or false.", spec_path, str(name))
         action = body.get("action")
         _require(
             terminal or isinstance(action, str),
@@ -192,6 +193,14 @@ def _check_triggers_total(spec: MachineSpec) -> None:
     for transition in spec.transitions:
         groups[(transition.source, transition.trigger)].append(transition)
     for (source, trigger), group in groups.items():
+        for transition in group[:-1]:
+            _require(
+                bool(transition.conditions),
+                f"the transition of trigger `{trigger}` to `{transition.dest}` has no guards, so"
+                " the transitions listed after it can never fire.",
+                spec.path,
+                source,
+            )
         _require(
             not group[-1].conditions,
             f"the last transition of trigger `{trigger}` has guards {list(group[-1].conditions)},"
@@ -258,7 +267,8 @@ def parse_spec(data: Any, *, spec_path: str, model: Any = None) -> MachineSpec:
     _require(isinstance(data, Mapping), "the spec must be a mapping.", spec_path)
     unknown = set(data) - {"version", "initial", "states", "transitions"}
     _require(not unknown, f"unknown top-level keys {sorted(unknown)}.", spec_path)
-    _require(data.get("version", 1) == 1, f"unsupported spec version {data.get('version')!r}; this runner reads version 1.", spec_path)
+    version = data.get("version", 1)
+    _require(type(version) is int and version == 1, f"unsupported spec version {data.get('version')!r}; this runner reads version 1.", spec_path)
     states = _parse_states(data.get("states"), spec_path)
     initial = _parse_initial(data, states, spec_path)
     transitions = _parse_transitions(data.get("transitions"), states, spec_path)

@@ -222,9 +222,12 @@ class TenacityPolicy:
         state = self._call_state(record)
         if not self.retrying.retry(state):
             return RetryDecision(False, reason="the tenacity retry strategy rejected the exception")
+        # tenacity computes the wait before it asks the stop strategy, which may look at it
+        wait_s = float(self.retrying.wait(state))
+        state.upcoming_sleep = wait_s
         if self.retrying.stop(state):
             return RetryDecision(False, reason="the tenacity stop strategy stopped the retries")
-        return RetryDecision(True, float(self.retrying.wait(state)))
+        return RetryDecision(True, wait_s)
 
     def describe(self) -> dict[str, Any]:
         return {"type": self.type_name, "retrying": repr(self.retrying)}
@@ -358,27 +361,42 @@ PolicyAnswer = Union[RetryDecision, bool, tuple]
 def decide(policy: RetryPolicy, record: AttemptRecord) -> RetryDecision:
     """Call `policy` on `record` and normalize its answer into a `RetryDecision`."""
     answer: PolicyAnswer = policy(record)
-    if isinstance(answer, RetryDecision):
-        decision = answer
-    elif isinstance(answer, bool):
-        decision = RetryDecision(answer)
-    elif isinstance(answer, tuple) and len(answer) == 2:
-        decision = RetryDecision(bool(answer[0]), float(answer[1]))
-    else:
+    decision = _as_decision(answer)
+    wait_s = decision.wait if isinstance(decision, _Invalid) else decision.wait_s
+    if isinstance(decision, _Invalid) or not _is_valid_wait(wait_s):
         raise PolicyError(
             f"retry policy {policy!r} returned {answer!r}; a policy must return a RetryDecision,"
-            " a bool or a (bool, wait_seconds) tuple.",
+            " a bool or a (bool, wait_seconds) tuple, with a wait that is a finite number of"
+            " seconds of at least 0.",
             key="retry_policy",
             value=repr(answer),
         )
-    if decision.wait_s < 0 or math.isnan(decision.wait_s) or math.isinf(decision.wait_s):
-        raise PolicyError(
-            f"retry policy {policy!r} asked for a wait of {decision.wait_s!r} seconds; the wait"
-            " must be a finite number of at least 0.",
-            key="retry_policy",
-            value=decision.wait_s,
-        )
     return decision
+
+
+@dataclass(frozen=True)
+class _Invalid:
+    wait: Any = None
+
+
+def _is_valid_wait(wait: Any) -> bool:
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)):
+        return False
+    return math.isfinite(wait) and wait >= 0
+
+
+def _as_decision(answer: Any) -> Union[RetryDecision, _Invalid]:
+    if isinstance(answer, RetryDecision):
+        if not isinstance(answer.retry, bool):
+            return _Invalid()
+        return answer
+    if isinstance(answer, bool):
+        return RetryDecision(answer)
+    if isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[0], bool):
+        if not _is_valid_wait(answer[1]):
+            return _Invalid(answer[1])
+        return RetryDecision(answer[0], float(answer[1]))
+    return _Invalid()
 
 
 def describe_policy(policy: RetryPolicy) -> dict[str, Any]:

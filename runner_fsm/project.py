@@ -28,25 +28,28 @@ is needed only to run it: a pipeline without one can still receive traces
 (`store_trace_info: <pipeline name>`).
 
 Configuration values. The keys of a source entry other than `type` and `with_args`, and the keys
-of a destination entry other than `type`, are configuration values that reach the source or
+of a destination entry other than `type`, are configuration values. They reach the source or
 destination through dlt's configuration system, so a source argument declared as
-`dlt.config.value` or `dlt.secrets.value` receives them. The source is named after its entry,
-so a source entry `gh` of type `sources.github.github_source` reads its values from
-`sources.github.gh.<key>`, and a destination entry `warehouse` from
-`destination.warehouse.<key>`. dlt's providers are asked in this order, and the first that holds
-the value wins:
+`dlt.config.value` or `dlt.secrets.value` receives them. A source is named after its entry, so a
+source entry `gh` of type `sources.github.github_source` reads its values from
+`sources.github.gh.<key>`. A standalone dlt resource reads them from
+`sources.<module>.<resource name>.<key>`, and a plain function takes no configuration values. A
+destination entry `warehouse` reads its values from `destination.warehouse.<key>`. dlt asks its
+providers in this order, and the first that contains the value wins:
 
 1. environment variables (`SOURCES__GITHUB__GH__API_KEY`, `SOURCES__GH__API_KEY`,
    `DESTINATION__WAREHOUSE__CREDENTIALS`, ...),
-2. `.dlt/secrets.toml` beside the project file, then the global one (`~/.dlt/`),
-3. `.dlt/config.toml` beside the project file, then the global one,
+2. `.dlt/secrets.toml` beside the project file, merged over the one in dlt's global folder,
+3. `.dlt/config.toml` beside the project file, merged over the one in dlt's global folder,
 4. the project file itself,
 5. the secret vaults that dlt's `[providers]` configuration enables (Airflow, Google, AWS).
 
 Within one provider dlt tries the most specific key first (`sources.github.gh.api_key`, then
-`sources.github.api_key`, `sources.gh.api_key`, `sources.api_key`, `api_key`).
+`sources.github.api_key`, `sources.gh.api_key`, `sources.api_key`, `api_key`). When dlt knows
+the pipeline, it first looks up every key with the pipeline name as the first section
+(`<pipeline>.sources.github.gh.api_key`) in all providers.
 
-Data folder. `<project folder>/_data` holds `pipelines/` (the working folders of the pipelines),
+Data folder. `<project folder>/_data` contains `pipelines/` (the working folders of the pipelines),
 `journal/` (the run journals) and `local/` (the files of local destinations: a duckdb destination
 with no credentials configured anywhere writes `local/<pipeline name>.duckdb`, and relative paths
 of local destinations such as `filesystem` are resolved in `local/`).
@@ -106,7 +109,7 @@ PIPELINE_KEYS = ("source", "destination", "dataset_name", "run_config")
 SOURCE_KEYS = ("type", "with_args")
 DATA_FOLDER = "_data"
 
-# source types that dlt ships, shown when a source type cannot be found
+# source types that dlt ships, listed when a source type cannot be found
 BUILTIN_SOURCE_EXAMPLES = ("rest_api", "sql_database", "filesystem")
 
 KeyPath = tuple[str, ...]
@@ -211,34 +214,38 @@ class _FileLines:
         )
 
 
-def _read_text(path: Path, shown: str) -> str:
+def _read_text(path: Path, display_path: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            "the project file does not exist. Pass the path of an existing dlt.yml.", source=shown
+            "the project file does not exist. Pass the path of an existing dlt.yml.",
+            source=display_path,
         ) from None
     except IsADirectoryError:
         raise ConfigError(
             "the path is a folder, not a project file. Pass the path of the dlt.yml inside it.",
-            source=shown,
+            source=display_path,
         ) from None
     except UnicodeDecodeError as ex:
         raise ConfigError(
-            f"the project file is not UTF-8 text ({ex.reason} at byte {ex.start}).", source=shown
+            f"the project file is not UTF-8 text ({ex.reason} at byte {ex.start}).",
+            source=display_path,
         ) from ex
     except OSError as ex:
-        raise ConfigError(f"the project file cannot be read: {ex.strerror}.", source=shown) from ex
+        raise ConfigError(
+            f"the project file cannot be read: {ex.strerror}.", source=display_path
+        ) from ex
 
 
-def _yaml_error(ex: yaml.YAMLError, text: str, shown: str) -> ConfigError:
+def _yaml_error(ex: yaml.YAMLError, text: str, display_path: str) -> ConfigError:
     # the messages leave out PyYAML's snippet of the document, which may show a secret
     if isinstance(ex, yaml.MarkedYAMLError) and ex.problem_mark is not None:
         mark = ex.problem_mark
         context = f" ({ex.context})" if ex.context else ""
         return ConfigError(
             f"invalid YAML at column {mark.column + 1}: {ex.problem}{context}.",
-            source=shown,
+            source=display_path,
             line=mark.line + 1,
             value=ex.problem,
         )
@@ -246,32 +253,34 @@ def _yaml_error(ex: yaml.YAMLError, text: str, shown: str) -> ConfigError:
         line = text.count("\n", 0, ex.position) + 1
         return ConfigError(
             f"invalid YAML: character #x{ex.character:04x} is not allowed in a YAML file.",
-            source=shown,
+            source=display_path,
             line=line,
         )
-    return ConfigError(f"invalid YAML: {ex}.", source=shown)
+    return ConfigError(f"invalid YAML: {ex}.", source=display_path)
 
 
-def _parse_yaml(text: str, shown: str) -> tuple[Any, _FileLines]:
+def _parse_yaml(text: str, display_path: str) -> tuple[Any, _FileLines]:
     """Parse `text` into Python data and the line of every key, using the node tree of PyYAML."""
     try:
         loader = yaml.SafeLoader(text)
     except yaml.YAMLError as ex:
-        raise _yaml_error(ex, text, shown) from ex
+        raise _yaml_error(ex, text, display_path) from ex
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as ex:
-        raise _yaml_error(ex, text, shown) from ex
+        raise _yaml_error(ex, text, display_path) from ex
     finally:
         loader.dispose()
     lines: dict[KeyPath, int] = {}
     if node is not None:
-        _index_lines(node, (), lines, shown)
-    return data, _FileLines(shown, lines)
+        _index_lines(node, (), lines, display_path)
+    return data, _FileLines(display_path, lines)
 
 
-def _index_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], shown: str) -> None:
+def _index_lines(
+    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], display_path: str
+) -> None:
     """Record the 1-based line of every mapping key and list item below `node` in `lines`."""
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -281,17 +290,17 @@ def _index_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], show
             if key in seen and key != "<<":
                 raise ConfigError(
                     f"duplicate key {key!r}. Each key may appear once in a mapping.",
-                    source=shown,
+                    source=display_path,
                     line=key_node.start_mark.line + 1,
                     key=".".join(path + (key,)),
                     value=key,
                 )
             seen.add(key)
             lines[path + (key,)] = key_node.start_mark.line + 1
-            _index_lines(value_node, path + (key,), lines, shown)
+            _index_lines(value_node, path + (key,), lines, display_path)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _index_lines(item, path + (str(index),), lines, shown)
+            _index_lines(item, path + (str(index),), lines, display_path)
 
 
 # --- validating the document ---------------------------------------------------------------------
@@ -318,7 +327,7 @@ def _check_top_level(data: Any, where: _FileLines) -> Mapping[str, Any]:
                 " .dlt/config.toml and .dlt/secrets.toml, then remove `profiles`.",
                 ["profiles"],
                 value=key,
-                allowed=TOP_LEVEL_KEYS,
+                allowed=TOP_LEVEL_KEYS + IGNORED_TOP_LEVEL_KEYS,
             )
         if key not in TOP_LEVEL_KEYS and key not in IGNORED_TOP_LEVEL_KEYS:
             raise where.error(
@@ -361,9 +370,7 @@ def _entry_mapping(entry: Any, path: KeyPath, where: _FileLines) -> Mapping[str,
         return {}
     if not isinstance(entry, Mapping):
         raise where.error(
-            f"an entry must be a mapping of keys, got a {_type_name(entry)}.",
-            path,
-            allowed=["a mapping with `type`"],
+            f"an entry must be a mapping of keys such as `type`, got a {_type_name(entry)}.", path
         )
     for key in entry:
         if not isinstance(key, str):
@@ -391,12 +398,11 @@ def _parse_source(name: str, entry: Any, where: _FileLines) -> SourceDefinition:
     if with_args is None:
         with_args = {}
     if not isinstance(with_args, Mapping):
-        # the value itself is not shown, because arguments may hold secrets
+        # the value itself is left out of the message, because arguments may contain secrets
         raise where.error(
             f"`with_args` must be a mapping of argument names to values, got a"
-            f" {_type_name(with_args)}.",
+            f" {_type_name(with_args)}. Write for example `with_args: {{rows: 10}}`.",
             path + ("with_args",),
-            allowed=["a mapping such as `with_args: {rows: 10}`"],
         )
     for argument in with_args:
         if not isinstance(argument, str) or not argument.isidentifier():
@@ -658,6 +664,9 @@ class Project:
 
         Does nothing if the project is already active. See the module documentation for what
         the run context sets.
+
+        NOTE: dlt has one run context per process. With two projects in one process, a pipeline
+        loads with the settings of the project that was activated last.
         """
         _put_first_on_sys_path(self.root)
         plugged = Container()[PluggableRunContext]
@@ -752,19 +761,15 @@ class Project:
         except ModuleNotFoundError as ex:
             if ex.name is not None and (module_name + ".").startswith(ex.name + "."):
                 return None
-            raise self._source_error(
-                source,
-                "type",
-                f"importing module `{module_name}` failed: {type(ex).__name__}: {ex}.",
-                value=source.type,
-            ) from ex
-        except Exception as ex:
-            raise self._source_error(
-                source,
-                "type",
-                f"importing module `{module_name}` failed: {type(ex).__name__}: {ex}.",
-                value=source.type,
-            ) from ex
+            failure: Exception = ex
+        except Exception as ex:  # noqa: BLE001 - any error of the user's module is reported
+            failure = ex
+        raise self._source_error(
+            source,
+            "type",
+            f"importing module `{module_name}` failed: {type(failure).__name__}: {failure}.",
+            value=source.type,
+        ) from failure
 
     def _find_dlt_source(self, source: SourceDefinition) -> Any:
         """Find a source by dlt's short references, such as `rest_api` or `sql_database`."""
@@ -792,6 +797,8 @@ class Project:
         if isinstance(target, DltResource):
             self._file_provider.set_section(("sources", target.section, target.name), source.config)
             if target._args_bound:
+                # NOTE: a resource object defined at module level is returned itself, so every call
+                # shares it, and `add_limit` or a consumed generator affects later calls
                 self._reject_with_args(source, "a resource that is already bound to arguments")
                 return target
             return self._call_with_config(source, target, target.section, target.name)
@@ -799,6 +806,7 @@ class Project:
             self._reject_with_args(source, "a source object, not a function")
             return target
         if callable(target):
+            self._reject_config(source)
             data = self._call_with_config(source, target, source.name, source.name)
             if isinstance(data, (DltSource, DltResource)):
                 return data
@@ -811,12 +819,26 @@ class Project:
             value=source.type,
         )
 
-    def _reject_with_args(self, source: SourceDefinition, what: str) -> None:
+    def _reject_config(self, source: SourceDefinition) -> None:
+        """Raise for configuration values given to a plain function, which dlt cannot inject."""
+        if source.config:
+            key = next(iter(source.config))
+            raise self._source_error(
+                source,
+                key,
+                f"{source.type!r} is a plain function, so dlt passes it no configuration values."
+                " Pass its arguments in `with_args`, or decorate it with `@dlt.source` or"
+                " `@dlt.resource`.",
+                value=key,
+            )
+
+    def _reject_with_args(self, source: SourceDefinition, description: str) -> None:
         if source.with_args:
             raise self._source_error(
                 source,
                 "with_args",
-                f"{source.type!r} is {what}, so it takes no `with_args`. Remove `with_args`.",
+                f"{source.type!r} is {description}, so it takes no `with_args`. Remove"
+                " `with_args`.",
                 value=sorted(source.with_args),
             )
 
@@ -973,7 +995,8 @@ def _select_resources(data: Any, names: list[str] | None, source: SourceDefiniti
         available = [data.name]
     if not names:
         raise ConfigError(
-            f"no resource named. Name at least one resource of source {source.name!r}.",
+            f"the list of resources is empty. Name at least one resource of source"
+            f" {source.name!r}.",
             key="--resources",
             allowed=available,
         )
@@ -1007,7 +1030,7 @@ _lookup: Callable[..., tuple[Any, Any]] = resolve_single_provider_value
 
 
 def _credentials_configured(destination_name: str, pipeline_name: str) -> bool:
-    """Tell whether any provider holds credentials for the destination `destination_name`.
+    """Return True if a configuration provider contains credentials for `destination_name`.
 
     Looks up the keys that dlt reads for a destination's credentials, both as one value
     (`destination.<name>.credentials`) and as the `database` field of the credentials, with and
@@ -1045,9 +1068,9 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     and the key.
     """
     file_path = Path(path).expanduser().absolute()
-    shown = str(file_path)
-    text = _read_text(file_path, shown)
-    data, where = _parse_yaml(text, shown)
+    display_path = str(file_path)
+    text = _read_text(file_path, display_path)
+    data, where = _parse_yaml(text, display_path)
     document = _check_top_level(data, where)
     sources = {
         name: _parse_source(name, entry, where)

@@ -55,7 +55,11 @@ def _no_line(_key: str) -> Optional[int]:
 
 
 def check_retry_steps(
-    value: Any, *, source: Optional[str] = None, line: Optional[int] = None
+    value: Any,
+    *,
+    source: Optional[str] = None,
+    line: Optional[int] = None,
+    key: str = "retry_pipeline_steps",
 ) -> list[str]:
     """Return `value` as a list of dlt steps, or raise `ConfigError` naming the bad step."""
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
@@ -64,7 +68,7 @@ def check_retry_steps(
             " Write for example `retry_pipeline_steps: [\"load\"]`.",
             source=source,
             line=line,
-            key="retry_pipeline_steps",
+            key=key,
             value=value,
             allowed=RETRYABLE_STEPS,
         )
@@ -74,7 +78,7 @@ def check_retry_steps(
                 f"{step!r} is not a dlt pipeline step that can be retried.",
                 source=source,
                 line=line,
-                key="retry_pipeline_steps",
+                key=key,
                 value=step,
                 allowed=RETRYABLE_STEPS,
             )
@@ -95,7 +99,7 @@ def _check_bool(key: str, value: Any, source: Optional[str], line: Optional[int]
 
 
 def _check_trace_target(
-    value: Any, source: Optional[str], line: Optional[int]
+    value: Any, source: Optional[str], line: Optional[int], key: str
 ) -> Union[bool, str, Any]:
     if isinstance(value, (bool, str)) and value != "":
         return value
@@ -105,7 +109,7 @@ def _check_trace_target(
         f"`store_trace_info` must be true, false or the name of a pipeline, got {value!r}.",
         source=source,
         line=line,
-        key="store_trace_info",
+        key=key,
         value=value,
         allowed=[True, False, "<pipeline name>"],
     )
@@ -145,15 +149,22 @@ def parse_run_config(
     config = RunConfig()
     if "store_trace_info" in data:
         line = line_of("store_trace_info")
-        config.store_trace_info = _check_trace_target(data["store_trace_info"], source, line)
+        config.store_trace_info = _check_trace_target(
+            data["store_trace_info"], source, line, f"{key_prefix}.store_trace_info"
+        )
     if "run_from_clean_folder" in data:
         line = line_of("run_from_clean_folder")
         value = data["run_from_clean_folder"]
-        config.run_from_clean_folder = _check_bool("run_from_clean_folder", value, source, line)
+        config.run_from_clean_folder = _check_bool(
+            f"{key_prefix}.run_from_clean_folder", value, source, line
+        )
     if "retry_pipeline_steps" in data:
         line = line_of("retry_pipeline_steps")
         config.retry_pipeline_steps = check_retry_steps(
-            data["retry_pipeline_steps"], source=source, line=line
+            data["retry_pipeline_steps"],
+            source=source,
+            line=line,
+            key=f"{key_prefix}.retry_pipeline_steps",
         )
     if "on_terminal_pending" in data:
         value = data["on_terminal_pending"]

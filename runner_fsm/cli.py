@@ -1,0 +1,157 @@
+"""The `runner-fsm` command line.
+
+Exit codes: 0 the run is done; 1 the run failed (terminal error or retries exhausted); 2 invalid
+command line or configuration; 3 another runner holds the pipeline's lock; 130 and 143
+interrupted by SIGINT or SIGTERM. dlt is imported only by the commands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+if TYPE_CHECKING:
+    from runner_fsm.project import Project
+
+__all__ = ["main", "build_parser", "EXIT_DONE", "EXIT_FAILED", "EXIT_USAGE", "EXIT_LOCKED"]
+
+EXIT_DONE = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a positive integer")
+    return value
+
+
+def _resource_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: give resource names separated by commas, such as"
+            " `flights,airlines`"
+        )
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of `runner-fsm`."""
+    parser = argparse.ArgumentParser(
+        prog="runner-fsm",
+        description="Run dlt pipelines to completion as journaled state machines.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run one pipeline of a dlt project file",
+        description="Run PIPELINE of the project file DLT_YML: load pending packages left by"
+        " earlier runs, then extract, normalize and load the source, with the retry policy of"
+        " its run_config.",
+    )
+    run.add_argument("dlt_yml", metavar="DLT_YML", help="path of the project file (dlt.yml)")
+    run.add_argument("pipeline", metavar="PIPELINE", help="name of a pipeline in DLT_YML")
+    run.add_argument(
+        "--journal-dir",
+        type=Path,
+        help="folder of the journal files (default: _data/journal beside DLT_YML)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default="console",
+        help="log lines readable on a terminal (console, the default) or JSON lines (json)",
+    )
+    run.add_argument(
+        "--limit",
+        type=_positive_int,
+        help="extract at most N items (pages or batches) from each resource of the source",
+        metavar="N",
+    )
+    run.add_argument(
+        "--resources",
+        type=_resource_list,
+        help="load only these resources of the source, separated by commas",
+        metavar="A,B",
+    )
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line with `argv` (default: `sys.argv[1:]`) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as ex:
+        return int(ex.code or 0)
+    from runner_fsm.logs import configure_logging
+
+    configure_logging(args.log_format)
+    if args.command == "run":
+        return _run_command(args)
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_USAGE
+
+
+def _print_error(message: str) -> None:
+    print(f"runner-fsm: error: {message}", file=sys.stderr)
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
+    from runner_fsm.project import load_project
+    from runner_fsm.runner import Runner
+
+    project: Project = load_project(args.dlt_yml)
+    run_config = project.run_config(args.pipeline)
+    pipeline = project.make_pipeline(args.pipeline)
+    source = project.make_source(args.pipeline, limit=args.limit, resources=args.resources)
+    runner = Runner(
+        pipeline,
+        run_from_clean_folder=run_config.run_from_clean_folder,
+        store_trace_info=run_config.store_trace_info,
+        retry_policy=run_config.retry_policy,
+        retry_pipeline_steps=run_config.retry_pipeline_steps,
+        on_terminal_pending=run_config.on_terminal_pending,
+        journal_dir=args.journal_dir or project.data_dir / "journal",
+    )
+    return runner, source
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from runner_fsm.exceptions import ConfigError, SpecError
+
+    try:
+        runner, source = _prepare(args)
+    except (ConfigError, SpecError) as ex:
+        _print_error(str(ex))
+        return EXIT_USAGE
+    try:
+        runner.run(source)
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return EXIT_SIGINT
+    except Exception as ex:  # noqa: BLE001 - the journal and the log hold the details
+        _print_error(f"the run of pipeline `{args.pipeline}` failed: {_first_line(ex)}")
+        return EXIT_FAILED
+    return EXIT_DONE
+
+
+def _first_line(ex: BaseException) -> str:
+    inner = getattr(ex, "exception", None)
+    shown = inner if isinstance(inner, BaseException) else ex
+    text = str(shown).strip().splitlines()
+    return f"{type(shown).__name__}: {text[0] if text else ''}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
