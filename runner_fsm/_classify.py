@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
@@ -53,6 +54,24 @@ def _is_schema_update_race(exc: BaseException) -> bool:
     return any(isinstance(e, SchemaUpdateError) for e in exception_chain(exc))
 
 
+# Messages of servers that rejected the credentials. dlt reports these as connection errors,
+# which it treats as transient, but a retry with the same credentials fails the same way.
+_AUTH_FAILURES = re.compile(
+    r"password authentication failed|role \"[^\"]*\" does not exist|authentication failed"
+    r"|access denied for user|invalid username/password|login failed for user",
+    re.IGNORECASE,
+)
+
+
+def is_rejected_credentials(exc: BaseException) -> bool:
+    """Return whether `exc` or an exception in its chain says the server rejected the login.
+
+    NOTE: this matches the wording of PostgreSQL, MySQL/MariaDB, Oracle and SQL Server errors;
+    another destination that words it differently is retried like any connection error.
+    """
+    return any(_AUTH_FAILURES.search(str(e)) for e in exception_chain(exc))
+
+
 def _is_terminal(exc: BaseException) -> bool:
     # dlt's rule looks at the exception and its context; the wrapped step exception and its
     # context are looked at too, because PipelineStepFailed itself is never terminal
@@ -83,4 +102,6 @@ def classify(exc: BaseException, retry_steps: Sequence[str]) -> Verdict:
         return Verdict(True, False, "a schema update that lost a race is retried")
     if _is_terminal(exc):
         return Verdict(False, True, "the exception is terminal")
+    if is_rejected_credentials(exc):
+        return Verdict(False, True, "the destination rejected the credentials")
     return Verdict(True, False, "the exception is transient")

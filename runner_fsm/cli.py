@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="log lines readable on a terminal (console, the default) or JSON lines (json)",
     )
     run.add_argument(
+        "--spec",
+        type=Path,
+        help="machine spec (YAML) to run instead of the one shipped with runner-fsm",
+        metavar="PATH",
+    )
+    run.add_argument(
         "--limit",
         type=_positive_int,
         help="extract at most N items (pages or batches) from each resource of the source",
@@ -123,6 +129,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
         retry_pipeline_steps=run_config.retry_pipeline_steps,
         on_terminal_pending=run_config.on_terminal_pending,
         journal_dir=args.journal_dir or project.data_dir / "journal",
+        spec_path=args.spec,
     )
     return runner, source
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -261,3 +262,35 @@ class TestLockedDestination:
         assert sync_failures[0]["exception"]["step"] == "sync"
         assert ("waiting", "sync", "waited") in transitions(records)
         assert duckdb_count(database, pipeline.dataset_name, "numbers") == 10
+
+
+def free_loopback_port() -> int:
+    """Return a loopback TCP port on which nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class TestUnreachableDestination:
+    def test_sync_retried_while_unreachable(
+        self, tmp_path: Path, unique_name: str, journal_dir: Path, clock: Any
+    ) -> None:
+        """PostgreSQL on a loopback port where nothing listens fails the sync, which is retried."""
+        port = free_loopback_port()
+        destination = dlt.destinations.postgres(
+            f"postgresql://loader:pw_not_used@127.0.0.1:{port}/db?connect_timeout=2"
+        )
+        pipeline = dlt.pipeline(
+            unique_name, destination=destination, pipelines_dir=str(tmp_path / "pipelines")
+        )
+        policy = runner_fsm.backoff(max_attempts=3, multiplier=1, min=0, max=5)
+
+        with pytest.raises(PipelineStepFailed) as raised:
+            runner_fsm.runner(
+                pipeline, retry_policy=policy, journal_dir=journal_dir, clock=clock
+            ).run(numbers())
+
+        last = journal_records(journal_dir, unique_name)[-1]
+        assert raised.value.step == "sync"
+        assert last["summary"]["tries"] == {"sync": 3}
+        assert clock.sleeps == [1.0, 2.0]
