@@ -12,10 +12,10 @@ import os
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Optional
 
-from runner_fsm._version import __version__
 from runner_fsm._classify import Verdict, classify, exception_chain, failed_step
 from runner_fsm._scrub import Scrubber
 from runner_fsm._tracking import listen_to_steps, stop_listening
+from runner_fsm._version import __version__
 from runner_fsm.exceptions import GeneratorNotRetryable, PendingPackageFailed, RunnerFsmError
 from runner_fsm.journal import Journal, journal_path
 from runner_fsm.logs import get_logger
@@ -274,7 +274,7 @@ class Run:
             pipeline.sync_destination(
                 destination=self.kwargs.get("destination"),
                 staging=self.kwargs.get("staging"),
-                dataset_name=self.kwargs.get("dataset_name"),
+                dataset_name=self.kwargs.get("dataset_name"),  # type: ignore[arg-type]
             )
         except Exception as ex:  # noqa: BLE001 - every failure goes to the retry decision
             return self._fail(ex)
@@ -360,7 +360,7 @@ class Run:
         except Exception as ex:  # noqa: BLE001 - every failure goes to the retry decision
             return self._fail(ex)
         self._raise_step_error()
-        self.payload["load_ids"] = list(getattr(self.finalize_info, "loads_ids", []) or [])
+        self._record_loaded(self.finalize_info)
         return "finalized"
 
     def _load_pending(self) -> Any:
@@ -372,17 +372,31 @@ class Run:
             return None
         return pipeline.load(
             destination=self.kwargs.get("destination"),
-            dataset_name=self.kwargs.get("dataset_name"),
+            dataset_name=self.kwargs.get("dataset_name"),  # type: ignore[arg-type]
             credentials=self.kwargs.get("credentials"),
         )
 
     def _abort_pending(self, failed: PendingPackageFailed) -> None:
+        """Abort the pending packages with dlt, which restores the state they started from."""
         plan = self.pipeline.abort_packages()
-        aborted = [failed.load_id]
+        removed = [failed.load_id]
         if plan:
-            aborted += [p.get("load_id") for p in plan.get("packages_to_delete", []) if isinstance(p, dict)]
-        self.payload["aborted"] = {"load_id": failed.load_id, "failed_jobs": [j for j, _ in failed.failed_jobs]}
-        self.log.warning("pending_package_aborted", load_id=failed.load_id, failed_jobs=[j for j, _ in failed.failed_jobs])
+            removed += list(plan["packages_to_delete"]) + list(plan["extracted_packages_to_delete"])
+        removed = sorted(set(removed))
+        # the abort completes the package through a load step, which did not load its rows
+        self.loaded_ids = [load_id for load_id in self.loaded_ids if load_id not in removed]
+        failed_jobs = [job_id for job_id, _ in failed.failed_jobs]
+        self.payload["aborted"] = {
+            "load_id": failed.load_id,
+            "failed_jobs": failed_jobs,
+            "removed_packages": removed,
+        }
+        self.log.warning(
+            "pending_package_aborted",
+            load_id=failed.load_id,
+            failed_jobs=failed_jobs,
+            removed_packages=removed,
+        )
 
     def run_attempt(self) -> str:
         """Call `pipeline.run` with the data; a retry loads the package the last try left behind."""
@@ -398,8 +412,16 @@ class Run:
             return self._fail(self._explain(ex))
         self._raise_step_error()
         self.attempt_succeeded = True
-        self.payload["load_ids"] = list(getattr(self.load_info, "loads_ids", []) or [])
+        self._record_loaded(self.load_info)
         return "attempted"
+
+    def _record_loaded(self, info: Any) -> None:
+        load_ids = list(getattr(info, "loads_ids", None) or [])
+        rows: Counter[str] = Counter()
+        for load_id in load_ids:
+            rows.update(self.rows_by_load_id.get(load_id, {}))
+        self.payload["load_ids"] = load_ids
+        self.payload["rows"] = dict(rows)
 
     def _explain(self, exc: BaseException) -> BaseException:
         from dlt.extract.exceptions import SourceExhausted

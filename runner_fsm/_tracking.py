@@ -46,7 +46,7 @@ def _install() -> None:
         return
     from dlt.pipeline import trace
 
-    trace.TRACKING_MODULES.append(_RunnerTracking())  # type: ignore[arg-type]
+    trace.TRACKING_MODULES.append(_RunnerTracking())
     _installed = True
 
 

@@ -355,7 +355,7 @@ def resolve_policy(value: Any) -> RetryPolicy:
     )
 
 
-PolicyAnswer = Union[RetryDecision, bool, tuple]
+PolicyAnswer = Union[RetryDecision, bool, tuple[Any, ...]]
 
 
 def decide(policy: RetryPolicy, record: AttemptRecord) -> RetryDecision:

@@ -16,7 +16,7 @@ from runner_fsm.run_config import ON_TERMINAL_PENDING, RunConfig, check_retry_st
 
 if TYPE_CHECKING:
     from dlt.common.pipeline import LoadInfo
-    from dlt.pipeline import Pipeline
+    from dlt.pipeline.pipeline import Pipeline
 
 __all__ = ["Runner", "runner", "default_journal_dir"]
 
@@ -104,7 +104,8 @@ class Runner:
         """
         _check_run_kwargs(self.pipeline, kwargs)
         run = Run(self, data, kwargs, run_id=_new_run_id(self.clock))
-        return run.execute()
+        info: Optional["LoadInfo"] = run.execute()
+        return info
 
     def finalize(self) -> Optional["LoadInfo"]:
         """Load pending packages only, under the retry policy, and return their `LoadInfo`."""

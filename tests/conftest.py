@@ -106,4 +106,4 @@ def postgres_dsn() -> str:
         if os.environ.get("CI"):
             pytest.fail(f"no PostgreSQL server answers on {POSTGRES_HOST}:{POSTGRES_PORT} in CI")
         pytest.skip(f"no PostgreSQL server answers on {POSTGRES_HOST}:{POSTGRES_PORT}")
-    return f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/test"
+    return f"postgresql://postgres:trust_ignores_this@{POSTGRES_HOST}:{POSTGRES_PORT}/test"

@@ -80,7 +80,7 @@ class TestAppend:
         lines = file_lines(path)
 
         assert len(lines) == 3
-        for line, record in zip(lines, records):
+        for line, record in zip(lines, records, strict=True):
             assert line.endswith(b"\n")
             assert orjson.loads(line) == record
 

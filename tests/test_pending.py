@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 import dlt
 import duckdb
 import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
 from structlog.testing import LogCapture
 
 import runner_fsm
@@ -124,7 +125,7 @@ class TestPendingFromFailedRun:
         pipeline.extract(numbers(100, 7))
         pipeline.normalize()
         with lock_database(database):
-            with pytest.raises(Exception):
+            with pytest.raises(PipelineStepFailed):
                 pipeline.load()
         assert pipeline.has_pending_data
 
@@ -177,7 +178,7 @@ def fix_numbers_table(database: Path, dataset: str) -> None:
 
 @dlt.resource(table_name="numbers")
 def incremental_numbers(
-    count: int, cursor: Any = dlt.sources.incremental("i", initial_value=-1)
+    count: int, cursor: Any = dlt.sources.incremental("i", initial_value=-1)  # noqa: B008
 ) -> Any:
     yield from ({"i": i} for i in range(count))
 
@@ -185,7 +186,7 @@ def incremental_numbers(
 class TestTerminalPendingPackage:
     def make_terminal_package(self, pipeline: Any, database: Path) -> str:
         break_numbers_table(database, pipeline.dataset_name)
-        with pytest.raises(Exception):
+        with pytest.raises(PipelineStepFailed):
             pipeline.run(incremental_numbers(10))
         assert pipeline.has_pending_data
         return str(pipeline.list_normalized_load_packages()[0])
