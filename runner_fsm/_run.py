@@ -214,18 +214,17 @@ class Run:
         self.log.info("step_ended", **{k: v for k, v in record.items() if k != "exception"})
 
     def _row_counts(self, name: Any, step_info: Any, load_ids: list[str]) -> dict[str, int]:
+        """Return the rows per table that a normalize step wrote, and remember them per package."""
         if name != "normalize" or step_info is None:
             return {}
-        rows = {k: int(v) for k, v in dict(getattr(step_info, "row_counts", {}) or {}).items()}
+        metrics = getattr(step_info, "metrics", None) or {}
         for load_id in load_ids:
-            metrics = getattr(step_info, "metrics", {}).get(load_id) or []
             per_package: Counter[str] = Counter()
-            for metric in metrics:
-                per_package.update(metric.get("table_metrics", {}) and {
-                    table: m.items_count for table, m in metric["table_metrics"].items()
-                })
-            self.rows_by_load_id[load_id] = dict(per_package) or rows
-        return rows
+            for metric in metrics.get(load_id) or []:
+                for table, table_metrics in (metric.get("table_metrics") or {}).items():
+                    per_package[table] += int(table_metrics.items_count)
+            self.rows_by_load_id[load_id] = dict(per_package)
+        return {k: int(v) for k, v in dict(getattr(step_info, "row_counts", {}) or {}).items()}
 
     def _count_loaded(self, load_ids: list[str]) -> None:
         for load_id in load_ids:
