@@ -277,8 +277,8 @@ class Run:
             )
         except Exception as ex:  # noqa: BLE001 - every failure goes to the retry decision
             return self._fail(ex)
-        # NOTE: a private flag of dlt's Pipeline: it tells pipeline.run that the state was synced
-        # in this process, so the attempt does not sync a second time.
+        # NOTE: `_state_restored` is a private flag of dlt's Pipeline. Setting it marks the state
+        # as synced in this process, so that pipeline.run in the attempt does not sync again.
         if hasattr(pipeline, "_state_restored"):
             pipeline._state_restored = True
         self.destination_synced = True
@@ -438,12 +438,12 @@ class Run:
             raise self.step_error
 
     def store_trace(self) -> str:
-        """Store the trace of the last attempt or finalization; never fails the run."""
+        """Store the trace of the last attempt or finalization, without failing the run."""
         if not self.config.store_trace_info:
             self.payload["stored"] = False
             self.payload["reason"] = "store_trace_info is false"
             return "trace_stored"
-        # NOTE: storing traces in a destination is not built yet: the journal says so.
+        # NOTE: storing traces in a destination is not built yet, and the record states that.
         self.payload["stored"] = False
         self.payload["reason"] = "trace storage is not available in this version"
         return "trace_stored"
