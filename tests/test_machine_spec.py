@@ -202,6 +202,20 @@ def add_unknown_state_key(data: dict[str, Any]) -> None:
     data["states"]["sync"]["timeout"] = 30
 
 
+def shadow_guarded_transition(data: dict[str, Any]) -> None:
+    data["transitions"].insert(0, {"trigger": "opened", "source": "start", "dest": "sync"})
+
+
+def name_trigger_like_attribute(data: dict[str, Any]) -> None:
+    for transition in data["transitions"]:
+        if transition["trigger"] == "waited":
+            transition["trigger"] = "execute"
+
+
+def make_terminal_a_string(data: dict[str, Any]) -> None:
+    data["states"]["done"]["terminal"] = "false"
+
+
 class TestBrokenSpecs:
     @pytest.mark.parametrize(
         "modify, state, reason",
@@ -220,6 +234,9 @@ class TestBrokenSpecs:
             (add_transition_from_undeclared, "paused", "leaves an undeclared state"),
             (remove_waiting_action, "waiting", "needs an `action`"),
             (add_unknown_state_key, "sync", "unknown keys ['timeout']"),
+            (shadow_guarded_transition, "start", "can never fire"),
+            (name_trigger_like_attribute, "waiting", "name of an attribute of the run model"),
+            (make_terminal_a_string, "done", "`terminal` must be true or false"),
         ],
     )
     def test_broken_spec_names_state(
