@@ -13,7 +13,6 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_fsm._classify import Verdict, classify, exception_chain, failed_step
-from runner_fsm._scrub import Scrubber
 from runner_fsm._tracking import listen_to_steps, stop_listening
 from runner_fsm._version import __version__
 from runner_fsm.exceptions import GeneratorNotRetryable, PendingPackageFailed, RunnerFsmError
@@ -21,6 +20,7 @@ from runner_fsm.journal import Journal, journal_path
 from runner_fsm.logs import get_logger
 from runner_fsm.machine import bind_machine
 from runner_fsm.policies import AttemptRecord, RetryDecision, decide, describe_policy
+from runner_fsm.traces import TraceStore, trace_row
 
 if TYPE_CHECKING:
     from runner_fsm.runner import Runner
@@ -55,7 +55,7 @@ class Run:
         self.kwargs = kwargs
         self.run_id = run_id
         self.log = get_logger(run_id=run_id, pipeline=self.pipeline.pipeline_name)
-        self.scrubber = Scrubber()
+        self.scrubber = runner.scrubber
         self.journal: Optional[Journal] = None
         self.payload: dict[str, Any] = {}
         self.operation: Optional[str] = None
@@ -73,6 +73,9 @@ class Run:
         self.loaded_rows: Counter[str] = Counter()
         self.loaded_ids: list[str] = []
         self.step_error: Optional[BaseException] = None
+        self.operation_traces: list[Any] = []
+        self.last_load_ids: list[str] = []
+        self.last_rows: dict[str, int] = {}
         self.started_at = self.clock.monotonic()
 
     # -- driving the machine -------------------------------------------------------------------
@@ -83,7 +86,7 @@ class Run:
         path = journal_path(self.runner.journal_dir, self.pipeline.pipeline_name)
         self.journal = Journal(path, on_warning=self._journal_warning)
         bind_machine(spec, self, after_state_change="record_transition")
-        listen_to_steps(self.pipeline, self._on_step_end)
+        listen_to_steps(self.pipeline, self._on_step_end, self.operation_traces.append)
         try:
             while not spec.states[self.state].terminal:
                 action = spec.states[self.state].action
@@ -147,6 +150,9 @@ class Run:
         self.first_try_at.setdefault(operation, self.clock.monotonic())
         self.last_error = None
         self.step_error = None
+        self.operation_traces.clear()
+        self.last_load_ids = []
+        self.last_rows = {}
 
     def _fail(self, exc: BaseException) -> str:
         self.last_error = exc
@@ -288,10 +294,16 @@ class Run:
         """Remove the pipeline working folder; state and schemas then come from the destination."""
         self._begin_try("clean_folder")
         working_dir = self.pipeline.working_dir
+        store = self.runner.trace_store()
         try:
+            kept = store.keep_files_aside() if store is not None else []
             self.pipeline.drop()
+            if store is not None:
+                store.restore_kept_files()
         except Exception as ex:  # noqa: BLE001 - a folder that cannot be removed ends the run
             return self._fail(ex)
+        if kept:
+            self.payload["spilled_traces_kept"] = kept
         self.folder_cleaned = True
         self.payload["removed"] = str(working_dir)
         self.log.info("working_folder_removed", path=str(working_dir))
@@ -419,8 +431,8 @@ class Run:
         rows: Counter[str] = Counter()
         for load_id in load_ids:
             rows.update(self.rows_by_load_id.get(load_id, {}))
-        self.payload["load_ids"] = load_ids
-        self.payload["rows"] = dict(rows)
+        self.payload["load_ids"] = self.last_load_ids = load_ids
+        self.payload["rows"] = self.last_rows = dict(rows)
 
     def _explain(self, exc: BaseException) -> BaseException:
         from dlt.extract.exceptions import SourceExhausted
@@ -438,15 +450,56 @@ class Run:
             raise self.step_error
 
     def store_trace(self) -> str:
-        """Store the trace of the last attempt or finalization, without failing the run."""
-        if not self.config.store_trace_info:
+        """Store the trace of the last attempt or finalization, or spill it to a file.
+
+        A failure here never fails the run: the row is kept in a spill file and loaded later.
+        """
+        store = self.runner.trace_store()
+        if store is None:
             self.payload["stored"] = False
             self.payload["reason"] = "store_trace_info is false"
             return "trace_stored"
-        # NOTE: storing traces in a destination is not built yet, and the record states that.
-        self.payload["stored"] = False
-        self.payload["reason"] = "trace storage is not available in this version"
+        assert self.operation is not None
+        row = trace_row(
+            traces=self.operation_traces,
+            run_id=self.run_id,
+            pipeline_name=self.pipeline.pipeline_name,
+            operation=self.operation,
+            attempt=self.tries[self.operation],
+            load_ids=self.last_load_ids,
+            row_counts=self.last_rows,
+            exception=self.describe_exception(self.last_error) if self.last_error else None,
+            scrubber=self.scrubber,
+        )
+        self.payload["transaction_id"] = row["transaction_id"]
+        try:
+            store.store(row)
+        except Exception as ex:  # noqa: BLE001 - a trace that cannot be stored is spilled
+            self._spill_trace(store, row, ex)
+            return "trace_stored"
+        self.payload["stored"] = True
+        self.payload["table"] = store.table_name
         return "trace_stored"
+
+    def _spill_trace(self, store: TraceStore, row: dict[str, Any], error: BaseException) -> None:
+        path = store.spill(row)
+        message = self.scrubber.scrub(_last_line(str(error)))
+        self.payload.update(stored=False, spilled=path.name, error=message)
+        self.log.warning("trace_spilled", file=path.name, error=message)
+
+    def replay_traces(self) -> str:
+        """Load the traces that earlier runs spilled to files, and delete each file once loaded."""
+        store = self.runner.trace_store()
+        assert store is not None
+        store.restore_kept_files()
+        replayed: list[str] = []
+        kept: list[str] = []
+        for path in store.spilled_files():
+            (replayed if store.replay(path) else kept).append(path.name)
+        self.payload.update(replayed=replayed, kept=kept)
+        if kept:
+            self.log.warning("spilled_traces_kept", files=kept)
+        return "replayed"
 
     def decide_retry(self) -> str:
         """Hand the failure to the retry guard."""
@@ -461,6 +514,10 @@ class Run:
         return "waited"
 
     # -- guards ----------------------------------------------------------------------------------
+
+    def has_spilled_traces(self, event: Any) -> bool:
+        store = self.runner.trace_store()
+        return store is not None and store.has_files()
 
     def has_pending_data(self, event: Any) -> bool:
         return bool(self.pipeline.has_pending_data)

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from runner_fsm._clock import Clock, SystemClock
 from runner_fsm._run import Run
+from runner_fsm._scrub import Scrubber
 from runner_fsm.exceptions import ConfigError
 from runner_fsm.machine import MachineSpec, load_spec
 from runner_fsm.policies import RetryPolicy, resolve_policy
 from runner_fsm.run_config import ON_TERMINAL_PENDING, RunConfig, check_retry_steps
+from runner_fsm.traces import TraceStore, known_secrets
 
 if TYPE_CHECKING:
     from dlt.common.pipeline import LoadInfo
@@ -88,6 +90,25 @@ class Runner:
         self.journal_dir = Path(journal_dir) if journal_dir else default_journal_dir(pipeline)
         self.clock: Clock = clock or SystemClock()
         self.spec: MachineSpec = load_spec(Path(spec_path) if spec_path else None, model=Run)
+        self.scrubber = Scrubber()
+        self._trace_store: Optional[TraceStore] = None
+        self._secrets_known = False
+
+    def trace_store(self) -> Optional[TraceStore]:
+        """Return the trace store, created on first use, or None when traces are not stored."""
+        if not self.config.store_trace_info:
+            return None
+        if self._trace_store is None:
+            self._trace_store = TraceStore(
+                self.pipeline, self.config.store_trace_info, self.scrubber
+            )
+        return self._trace_store
+
+    def learn_secrets(self) -> None:
+        """Add the secret values of the destination credentials to the scrubber, once."""
+        if not self._secrets_known:
+            self.scrubber.add(known_secrets(self.pipeline))
+            self._secrets_known = True
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -103,6 +124,7 @@ class Runner:
         when there were none). On failure the exception of the last failed step is raised.
         """
         _check_run_kwargs(self.pipeline, kwargs)
+        self.learn_secrets()
         run = Run(self, data, kwargs, run_id=_new_run_id(self.clock))
         info: Optional["LoadInfo"] = run.execute()
         return info

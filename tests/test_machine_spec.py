@@ -21,6 +21,7 @@ REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
 PRODUCT_STATES = [
     "start",
+    "replay_traces",
     "clean_folder",
     "sync",
     "finalize_pending",
