@@ -4,6 +4,8 @@
     load_info = runner_fsm.runner(pipeline, retry_policy=runner_fsm.backoff()).run(data)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from runner_fsm._version import __version__
 from runner_fsm.exceptions import (
     ConfigError,
@@ -26,7 +28,19 @@ from runner_fsm.policies import (
     from_tenacity,
     no_retry,
 )
-from runner_fsm.runner import Runner, runner
+
+if TYPE_CHECKING:
+    from runner_fsm._runner import Runner, runner
+
+
+def __getattr__(name: str) -> Any:
+    # the runner imports dlt, which takes a moment: commands such as `runner-fsm --help` and
+    # the journal readers do without it
+    if name in ("Runner", "runner", "default_journal_dir"):
+        from runner_fsm import _runner
+
+        return getattr(_runner, name)
+    raise AttributeError(f"module 'runner_fsm' has no attribute {name!r}")
 
 __all__ = [
     "__version__",

@@ -169,6 +169,12 @@ def _yaml_error(ex: yaml.YAMLError, text: str, display_path: str) -> ConfigError
     if isinstance(ex, yaml.MarkedYAMLError) and ex.problem_mark is not None:
         mark = ex.problem_mark
         context = f" ({ex.context})" if ex.context else ""
+        # at the end of the file the problem mark is past the last line: an unclosed quote or
+        # bracket is better found where it opened, which is the context mark
+        last_line = text.count("\n") - (1 if text.endswith("\n") else 0)
+        if mark.line > last_line and ex.context_mark is not None:
+            mark = ex.context_mark
+            context += f", opened at line {mark.line + 1}"
         return ConfigError(
             f"invalid YAML at column {mark.column + 1}: {ex.problem}{context}.",
             source=display_path,

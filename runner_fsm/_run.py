@@ -23,7 +23,7 @@ from runner_fsm.policies import AttemptRecord, RetryDecision, decide, describe_p
 from runner_fsm.traces import TraceStore, trace_row
 
 if TYPE_CHECKING:
-    from runner_fsm.runner import Runner
+    from runner_fsm._runner import Runner
 
 __all__ = ["Run"]
 

@@ -8,6 +8,8 @@ interrupted by SIGINT or SIGTERM. dlt is imported only by the commands that need
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
@@ -102,53 +104,82 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(ex.code or 0)
     from runner_fsm.logs import configure_logging
 
+    if args.log_format == "json":
+        # dlt's own log lines become JSON too, so that every line of the stream is JSON
+        os.environ.setdefault("RUNTIME__LOG_FORMAT", "JSON")
     configure_logging(args.log_format)
-    if args.command == "run":
-        return _run_command(args)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        if args.command == "run":
+            return _run_command(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     parser.error(f"unknown command {args.command!r}")
     return EXIT_USAGE
 
 
-def _print_error(message: str) -> None:
-    print(f"runner-fsm: error: {message}", file=sys.stderr)
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like SIGINT's KeyboardInterrupt so that the same paths handle it."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _print_error(message: str, log_format: str) -> None:
+    if log_format == "json":
+        from runner_fsm.logs import get_logger
+
+        get_logger().error("cli_error", error=message)
+    else:
+        print(f"runner-fsm: error: {message}", file=sys.stderr)
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
+    from runner_fsm._runner import Runner
+    from runner_fsm.journal import Journal, journal_path
     from runner_fsm.project import load_project
-    from runner_fsm.runner import Runner
 
     project: Project = load_project(args.dlt_yml)
     run_config = project.run_config(args.pipeline)
     pipeline = project.make_pipeline(args.pipeline)
-    source = project.make_source(args.pipeline, limit=args.limit, resources=args.resources)
+    journal_dir = args.journal_dir or project.data_dir / "journal"
+    trace_target = run_config.store_trace_info
+    if isinstance(trace_target, str) and not isinstance(trace_target, bool):
+        trace_target = project.make_pipeline(trace_target)
     runner = Runner(
         pipeline,
         run_from_clean_folder=run_config.run_from_clean_folder,
-        store_trace_info=run_config.store_trace_info,
+        store_trace_info=trace_target,
         retry_policy=run_config.retry_policy,
         retry_pipeline_steps=run_config.retry_pipeline_steps,
         on_terminal_pending=run_config.on_terminal_pending,
-        journal_dir=args.journal_dir or project.data_dir / "journal",
+        journal_dir=journal_dir,
         spec_path=args.spec,
     )
+    source = project.make_source(args.pipeline, limit=args.limit, resources=args.resources)
+    # an unusable journal folder is a command line error, found before any work starts
+    Journal(journal_path(journal_dir, pipeline.pipeline_name)).close()
     return runner, source
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from runner_fsm.exceptions import ConfigError, SpecError
+    from runner_fsm.exceptions import ConfigError, JournalError, SpecError
 
     try:
         runner, source = _prepare(args)
-    except (ConfigError, SpecError) as ex:
-        _print_error(str(ex))
-        return EXIT_USAGE
-    try:
         runner.run(source)
+    except (ConfigError, SpecError, JournalError) as ex:
+        _print_error(str(ex), args.log_format)
+        return EXIT_USAGE
+    except Terminated:
+        _print_error(f"the run of pipeline `{args.pipeline}` was stopped by SIGTERM", args.log_format)
+        return EXIT_SIGTERM
     except KeyboardInterrupt:
-        _print_error("interrupted")
+        _print_error(f"the run of pipeline `{args.pipeline}` was interrupted", args.log_format)
         return EXIT_SIGINT
     except Exception as ex:  # noqa: BLE001 - the journal and the log hold the details
-        _print_error(f"the run of pipeline `{args.pipeline}` failed: {_first_line(ex)}")
+        _print_error(f"the run of pipeline `{args.pipeline}` failed: {_first_line(ex)}", args.log_format)
         return EXIT_FAILED
     return EXIT_DONE
 

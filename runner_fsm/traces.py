@@ -213,13 +213,16 @@ class TraceStore:
     def is_stored(self, row: Mapping[str, Any]) -> bool:
         """Return whether the trace table already holds the row's transaction id and attempt."""
         try:
-            table = self.trace_pipeline.dataset()[self.table_name]
-            rows = table.where("transaction_id", "eq", row["transaction_id"]).where(
-                "attempt", "eq", row["attempt"]
-            ).select("attempt").fetchall()
+            with self.trace_pipeline.sql_client() as client:
+                table = client.make_qualified_table_name(self.table_name)
+                result = client.execute_sql(
+                    f"SELECT count(*) FROM {table} WHERE transaction_id = %s AND attempt = %s",
+                    row["transaction_id"],
+                    row["attempt"],
+                )
         except Exception:  # noqa: BLE001 - no table yet means nothing stored
             return False
-        return len(rows) > 0
+        return result is not None and len(result) > 0 and int(result[0][0]) > 0
 
     def spill(self, row: Mapping[str, Any]) -> Path:
         """Write `row` to its spill file, atomically, and return the file's path."""

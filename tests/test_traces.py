@@ -1,0 +1,311 @@
+"""Trace storage: one row per attempt, spill files and their replay, secrets kept out."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import dlt
+import duckdb
+import pytest
+from structlog.testing import LogCapture
+
+import runner_fsm
+from runner_fsm.traces import spill_folder
+from tests.helpers import journal_records
+
+
+@pytest.fixture(autouse=True)
+def load_step_fails_on_first_job_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make dlt's load step raise on the first transient job error instead of retrying inside."""
+    monkeypatch.setenv("LOAD__RAISE_ON_MAX_RETRIES", "1")
+
+
+def flaky_destination(failures: int) -> Any:
+    """Return a dlt destination whose first `failures` calls raise."""
+    calls = {"n": 0}
+
+    @dlt.destination(batch_size=100, name="flaky")
+    def flaky(items: Any, table: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] <= failures:
+            raise RuntimeError(f"call {calls['n']} failed")
+
+    return flaky
+
+
+@dlt.resource(table_name="numbers")
+def numbers(count: int = 10) -> Any:
+    yield from ({"i": i} for i in range(count))
+
+
+def duckdb_trace_pipeline(tmp_path: Path, name: str) -> Any:
+    return dlt.pipeline(
+        f"traces_{name}",
+        destination=dlt.destinations.duckdb(str(tmp_path / "traces.duckdb")),
+        dataset_name="run_traces",
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+
+
+def trace_rows(database: Path, dataset: str, table: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(database)) as connection:
+        return connection.execute(
+            f'SELECT attempt, success, exception_type, operation FROM "{dataset}"."{table}"'
+            " ORDER BY started_at"
+        ).fetchall()
+
+
+class TestTraceRows:
+    def test_two_failures_then_success(
+        self, tmp_path: Path, unique_name: str, journal_dir: Path, clock: Any
+    ) -> None:
+        """Two failed attempts and a success store three rows, in order, with their exceptions."""
+        pipeline = dlt.pipeline(
+            unique_name, destination=flaky_destination(2), pipelines_dir=str(tmp_path / "pipelines")
+        )
+        traces = duckdb_trace_pipeline(tmp_path, unique_name)
+
+        runner_fsm.runner(
+            pipeline,
+            store_trace_info=traces,
+            retry_policy=runner_fsm.fixed(5),
+            journal_dir=journal_dir,
+            clock=clock,
+        ).run(numbers())
+
+        rows = trace_rows(tmp_path / "traces.duckdb", "run_traces", f"{unique_name}_trace")
+        assert [row[0] for row in rows] == [1, 2, 3]
+        assert [row[1] for row in rows] == [False, False, True]
+        assert rows[0][2] is not None
+        assert rows[1][2] is not None
+        assert rows[2][2] is None
+        assert {row[3] for row in rows} == {"attempt"}
+
+    def test_default_trace_pipeline(
+        self, duckdb_pipeline: Callable[..., Any], tmp_path: Path, journal_dir: Path, clock: Any
+    ) -> None:
+        """`store_trace_info=True` writes to `_trace_<dataset>` on the main destination."""
+        pipeline = duckdb_pipeline()
+
+        runner_fsm.runner(
+            pipeline, store_trace_info=True, journal_dir=journal_dir, clock=clock
+        ).run(numbers())
+
+        rows = trace_rows(
+            tmp_path / "warehouse.duckdb",
+            f"_trace_{pipeline.dataset_name}",
+            f"{pipeline.pipeline_name}_trace",
+        )
+        assert [(row[0], row[1]) for row in rows] == [(1, True)]
+
+    def test_schema_stable_across_runs(
+        self, duckdb_pipeline: Callable[..., Any], tmp_path: Path, journal_dir: Path, clock: Any
+    ) -> None:
+        """A failed and a successful run leave the same columns and no child tables."""
+        pipeline = duckdb_pipeline()
+        database = tmp_path / "warehouse.duckdb"
+        runner = runner_fsm.runner(
+            pipeline, store_trace_info=True, journal_dir=journal_dir, clock=clock
+        )
+        runner.run(numbers())
+        dataset = f"_trace_{pipeline.dataset_name}"
+        before = table_columns(database, dataset)
+
+        with pytest.raises(Exception, match="extract failed"):
+            runner.run(failing_resource())
+        runner.run(numbers(20))
+
+        assert table_columns(database, dataset) == before
+        assert len(trace_rows(database, dataset, f"{pipeline.pipeline_name}_trace")) == 3
+
+
+@dlt.resource(table_name="numbers")
+def failing_resource() -> Any:
+    yield {"i": 1, "nested": {"list": [1, 2]}}
+    raise RuntimeError("extract failed")
+
+
+def table_columns(database: Path, dataset: str) -> list[tuple[str, str, str]]:
+    with duckdb.connect(str(database)) as connection:
+        return connection.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = ? ORDER BY table_name, column_name",
+            [dataset],
+        ).fetchall()
+
+
+def filesystem_trace_pipeline(tmp_path: Path, bucket: Path) -> Any:
+    return dlt.pipeline(
+        f"fs_traces_{abs(hash(str(tmp_path))) % 10**8}",
+        destination=dlt.destinations.filesystem(bucket_url=bucket.as_uri()),
+        dataset_name="traces",
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+
+
+def filesystem_rows(bucket: Path, table: str) -> list[dict[str, Any]]:
+    rows = []
+    for path in sorted((bucket / "traces" / table).glob("*.jsonl*")):
+        import gzip
+
+        import orjson
+
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            rows += [orjson.loads(line) for line in handle.read().splitlines() if line.strip()]
+    return rows
+
+
+class TestSpillAndReplay:
+    def test_unavailable_then_available(
+        self, duckdb_pipeline: Callable[..., Any], tmp_path: Path, journal_dir: Path, clock: Any
+    ) -> None:
+        """Traces spill while the bucket cannot be written and load once it can, each once."""
+        bucket = tmp_path / "bucket"
+        bucket.write_text("a file where the bucket folder should be")
+        pipeline = duckdb_pipeline()
+        traces = filesystem_trace_pipeline(tmp_path, bucket)
+        runner = runner_fsm.runner(
+            pipeline, store_trace_info=traces, journal_dir=journal_dir, clock=clock
+        )
+
+        runner.run(numbers())
+        spilled = sorted(p.name for p in spill_folder(pipeline).glob("*_trace.json"))
+        bucket.unlink()
+        runner.run(numbers())
+
+        table = f"{pipeline.pipeline_name}_trace"
+        rows = filesystem_rows(bucket, table)
+        keys = [(row["transaction_id"], row["attempt"]) for row in rows]
+        records = journal_records(journal_dir, pipeline.pipeline_name)
+        spill_records = [r for r in records if r.get("spilled")]
+        assert len(spilled) == 1
+        assert len(spill_records) == 1
+        assert len(rows) == 2
+        assert len(set(keys)) == 2
+        assert list(spill_folder(pipeline).glob("*_trace.json")) == []
+
+    def test_replay_twice_stores_once(
+        self, duckdb_pipeline: Callable[..., Any], tmp_path: Path, journal_dir: Path, clock: Any
+    ) -> None:
+        """A spill file replayed again after a crash before its deletion is not stored twice."""
+        bucket = tmp_path / "bucket"
+        bucket.write_text("not a folder")
+        pipeline = duckdb_pipeline()
+        traces = filesystem_trace_pipeline(tmp_path, bucket)
+        runner = runner_fsm.runner(
+            pipeline, store_trace_info=traces, journal_dir=journal_dir, clock=clock
+        )
+        runner.run(numbers())
+        spill_file = next(spill_folder(pipeline).glob("*_trace.json"))
+        copy = tmp_path / "copy.json"
+        shutil.copy(spill_file, copy)
+        bucket.unlink()
+        runner.run(numbers())
+
+        shutil.copy(copy, spill_file)
+        runner.run(numbers())
+
+        rows = filesystem_rows(bucket, f"{pipeline.pipeline_name}_trace")
+        keys = [(row["transaction_id"], row["attempt"]) for row in rows]
+        assert len(rows) == 3
+        assert len(set(keys)) == 3
+
+    def test_clean_folder_keeps_spill_files(
+        self, duckdb_pipeline: Callable[..., Any], tmp_path: Path, journal_dir: Path, clock: Any
+    ) -> None:
+        """`run_from_clean_folder` keeps spill files that could not be replayed yet."""
+        bucket = tmp_path / "bucket"
+        bucket.write_text("not a folder")
+        pipeline = duckdb_pipeline()
+        traces = filesystem_trace_pipeline(tmp_path, bucket)
+        runner_fsm.runner(
+            pipeline, store_trace_info=traces, journal_dir=journal_dir, clock=clock
+        ).run(numbers())
+
+        runner_fsm.runner(
+            pipeline,
+            store_trace_info=traces,
+            run_from_clean_folder=True,
+            journal_dir=journal_dir,
+            clock=clock,
+        ).run(numbers())
+
+        assert len(list(spill_folder(pipeline).glob("*_trace.json"))) == 2
+
+
+class TestSharedTracePipeline:
+    def test_two_pipelines_one_trace_pipeline(
+        self, duckdb_pipeline: Callable[..., Any], tmp_path: Path, journal_dir: Path, clock: Any
+    ) -> None:
+        """Data goes to duckdb, traces of two pipelines to one filesystem trace pipeline."""
+        bucket = tmp_path / "bucket"
+        traces = filesystem_trace_pipeline(tmp_path, bucket)
+        first = duckdb_pipeline(name=f"first_{abs(hash(str(tmp_path))) % 10**8}")
+        second = duckdb_pipeline(name=f"second_{abs(hash(str(tmp_path))) % 10**8}")
+
+        for pipeline in (first, second):
+            runner_fsm.runner(
+                pipeline, store_trace_info=traces, journal_dir=journal_dir, clock=clock
+            ).run(numbers())
+
+        for pipeline in (first, second):
+            rows = filesystem_rows(bucket, f"{pipeline.pipeline_name}_trace")
+            assert [row["pipeline_name"] for row in rows] == [pipeline.pipeline_name]
+
+
+class TestSecretsKeptOut:
+    @pytest.mark.postgres
+    def test_password_appears_nowhere(
+        self,
+        postgres_dsn: str,
+        tmp_path: Path,
+        unique_name: str,
+        journal_dir: Path,
+        clock: Any,
+        log_events: LogCapture,
+        capfd: pytest.CaptureFixture[str],
+    ) -> None:
+        """A password from the credentials, also inside an exception message, is scrubbed."""
+        password = "Zq8_secret_pass_41"
+        dsn = postgres_dsn.replace("trust_ignores_this", password)
+        pipeline = dlt.pipeline(
+            unique_name,
+            destination=dlt.destinations.postgres(dsn),
+            dataset_name=unique_name,
+            pipelines_dir=str(tmp_path / "pipelines"),
+        )
+
+        @dlt.resource(table_name="numbers")
+        def leaky() -> Any:
+            yield {"i": 1}
+            raise RuntimeError(f"cannot reach {dsn}, password was {password}")
+
+        bucket = tmp_path / "bucket"
+        bucket.write_text("not a folder")
+        with pytest.raises(Exception, match="cannot reach"):
+            runner_fsm.runner(
+                pipeline,
+                store_trace_info=filesystem_trace_pipeline(tmp_path, bucket),
+                journal_dir=journal_dir,
+                clock=clock,
+            ).run(leaky())
+        bucket.unlink()
+        runner_fsm.runner(
+            pipeline, store_trace_info=True, journal_dir=journal_dir, clock=clock
+        ).run(numbers())
+
+        journal_text = (journal_dir / f"{unique_name}.jsonl").read_text()
+        spill_texts = [p.read_text() for p in spill_folder(pipeline).glob("*.json")]
+        with pipeline.sql_client() as client:
+            stored = client.execute_sql(
+                f'SELECT * FROM "_trace_{unique_name}"."{unique_name}_trace"'
+            )
+        captured = capfd.readouterr()
+        assert password not in journal_text
+        assert all(password not in text for text in spill_texts)
+        assert password not in str(stored)
+        assert password not in str(log_events.entries)
+        assert password not in captured.err
