@@ -203,10 +203,13 @@ class TraceStore:
             raise
 
     def _drop_pending_packages(self) -> None:
+        # NOTE: the trace pipeline's working folder is reset, which also removes its local
+        # schema; a trace pipeline is meant to hold traces only, so it keeps no other state.
         trace_pipeline = self.trace_pipeline
         try:
             if trace_pipeline.has_pending_data:
-                trace_pipeline.drop_pending_packages()
+                trace_pipeline.drop()
+                trace_pipeline.config.restore_from_destination = False
         except Exception:  # noqa: BLE001 - the spill file keeps the row either way
             pass
 
