@@ -309,3 +309,58 @@ class TestSecretsKeptOut:
         assert password not in str(stored)
         assert password not in str(log_events.entries)
         assert password not in captured.err
+
+
+class TestTracePipelineFromProject:
+    def test_named_pipeline_in_dlt_yml(
+        self, tmp_path: Path, unique_name: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`store_trace_info: <name>` in dlt.yml sends traces to that pipeline's filesystem."""
+        import subprocess
+        import sys
+        import textwrap
+
+        project = tmp_path / "project"
+        (project / "sources").mkdir(parents=True)
+        (project / "sources" / "__init__.py").write_text("")
+        (project / "sources" / "numbers.py").write_text(
+            "import dlt\n\n"
+            "@dlt.resource(table_name='numbers')\n"
+            "def numbers():\n"
+            "    yield from ({'i': i} for i in range(7))\n"
+        )
+        bucket = tmp_path / "bucket"
+        (project / "dlt.yml").write_text(
+            textwrap.dedent(
+                f"""
+                sources:
+                  numbers: {{type: sources.numbers.numbers}}
+                destinations:
+                  warehouse: {{type: duckdb}}
+                  trace_bucket: {{type: filesystem, bucket_url: "{bucket.as_uri()}"}}
+                pipelines:
+                  {unique_name}:
+                    source: numbers
+                    destination: warehouse
+                    dataset_name: data
+                    run_config: {{store_trace_info: traces_of_runs}}
+                  traces_of_runs:
+                    destination: trace_bucket
+                    dataset_name: traces
+                """
+            )
+        )
+        env = dict(__import__("os").environ, RUNTIME__DLTHUB_TELEMETRY="false")
+
+        result = subprocess.run(
+            [sys.executable, "-m", "runner_fsm.cli", "run", str(project / "dlt.yml"), unique_name],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+        rows = filesystem_rows(bucket, f"{unique_name}_trace")
+        assert result.returncode == 0, result.stderr
+        assert [row["success"] for row in rows] == [True]
+        assert rows[0]["row_counts"]["numbers"] == 7
