@@ -11,7 +11,14 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from runner_fsm.exceptions import GeneratorNotRetryable, PendingPackageFailed
 
-__all__ = ["Verdict", "classify", "failed_step", "exception_chain"]
+__all__ = [
+    "Verdict",
+    "classify",
+    "failed_step",
+    "exception_chain",
+    "interrupting_signal",
+    "root_cause",
+]
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,40 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
         for nxt in (inner, current.__cause__, current.__context__):
             if isinstance(nxt, BaseException):
                 stack.append(nxt)
+
+
+def interrupting_signal(exc: BaseException) -> Optional[int]:
+    """Return the signal number when `exc` or its chain is an interrupt (SIGINT or SIGTERM).
+
+    dlt wraps a KeyboardInterrupt raised inside a step in `PipelineStepFailed`, and raises
+    `SignalReceivedException` after it drained its load jobs on a signal; both count.
+    """
+    import signal
+
+    for inner in exception_chain(exc):
+        code = getattr(inner, "signal_code", None)
+        if isinstance(code, int):
+            return code
+        if isinstance(inner, KeyboardInterrupt):
+            return int(getattr(inner, "signum", signal.SIGINT))
+    return None
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """Return the original exception under dlt's wrappers.
+
+    Follows the exception a `PipelineStepFailed` wraps, then `__cause__` links (`raise ... from`),
+    so a resource that raised `ConnectionError` gives that `ConnectionError`.
+    """
+    current = exc
+    inner = getattr(current, "exception", None)
+    if isinstance(inner, BaseException):
+        current = inner
+    seen = {id(current)}
+    while current.__cause__ is not None and id(current.__cause__) not in seen:
+        current = current.__cause__
+        seen.add(id(current))
+    return current
 
 
 def failed_step(exc: BaseException) -> Optional[str]:
@@ -92,6 +133,8 @@ def classify(exc: BaseException, retry_steps: Sequence[str]) -> Verdict:
     """
     if isinstance(exc, (GeneratorNotRetryable, PendingPackageFailed)):
         return Verdict(False, True, "the failure cannot be fixed by a retry")
+    if interrupting_signal(exc) is not None:
+        return Verdict(False, True, "the run was interrupted by a signal")
     step = failed_step(exc)
     rule_step = "load" if step == "sync" else step
     if rule_step is not None and rule_step not in retry_steps:

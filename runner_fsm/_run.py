@@ -8,11 +8,14 @@ runner calls the next action.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Optional
 
-from runner_fsm._classify import Verdict, classify, exception_chain, failed_step
+from runner_fsm._classify import Verdict, classify, exception_chain, failed_step, root_cause
+from runner_fsm._lock import PipelineLock, lock_path
+from runner_fsm._scrub import ScrubbingFilter
 from runner_fsm._tracking import listen_to_steps, stop_listening
 from runner_fsm._version import __version__
 from runner_fsm.exceptions import GeneratorNotRetryable, PendingPackageFailed, RunnerFsmError
@@ -83,10 +86,24 @@ class Run:
     def execute(self) -> Any:
         """Run the machine from its initial state to `done` or `failed`."""
         spec = self.runner.spec
-        path = journal_path(self.runner.journal_dir, self.pipeline.pipeline_name)
-        self.journal = Journal(path, on_warning=self._journal_warning)
+        name = self.pipeline.pipeline_name
+        lock = PipelineLock(lock_path(self.runner.journal_dir, name), name)
+        previous_holder = lock.acquire()
+        try:
+            self.journal = Journal(
+                journal_path(self.runner.journal_dir, name), on_warning=self._journal_warning
+            )
+        except BaseException:
+            lock.release()
+            raise
+        if previous_holder is not None:
+            self._journal_lock_takeover(previous_holder)
         bind_machine(spec, self, after_state_change="record_transition")
         listen_to_steps(self.pipeline, self._on_step_end, self.operation_traces.append)
+        # dlt logs failed jobs with their exception text, which may hold a secret
+        dlt_logger = logging.getLogger("dlt")
+        log_filter = ScrubbingFilter(self.scrubber)
+        dlt_logger.addFilter(log_filter)
         try:
             while not spec.states[self.state].terminal:
                 action = spec.states[self.state].action
@@ -95,8 +112,10 @@ class Run:
                 trigger = getattr(self, action)()
                 self.trigger(trigger)  # type: ignore[attr-defined]
         finally:
+            dlt_logger.removeFilter(log_filter)
             stop_listening(self.pipeline)
             self.journal.close()
+            lock.release()
         if self.state == "failed":
             assert self.last_error is not None
             raise self.last_error
@@ -138,6 +157,21 @@ class Run:
         }
         record.update(fields)
         self.journal.append(record)
+
+    def _journal_lock_takeover(self, previous_holder: int) -> None:
+        assert self.journal is not None
+        self.journal.append(
+            {
+                "ts": self.clock.now().isoformat(),
+                "run_id": self.run_id,
+                "pipeline": self.pipeline.pipeline_name,
+                "kind": "event",
+                "event": "lock_taken_over",
+                "previous_pid": previous_holder,
+                "pid": os.getpid(),
+            }
+        )
+        self.log.warning("lock_taken_over", previous_pid=previous_holder)
 
     def _journal_warning(self, event: str, context: dict[str, Any]) -> None:
         self.log.warning(event, **context)
@@ -548,27 +582,40 @@ class Run:
         if not verdict.retryable:
             self.decision = RetryDecision(False, reason=verdict.reason)
         else:
-            record = AttemptRecord(
-                attempt=self.tries[self.failed_operation],
-                elapsed_s=self.clock.monotonic() - self.first_try_at[self.failed_operation],
-                exception=exc,
-                step=failed_step(exc),
-                operation=self.failed_operation,
-            )
-            self.decision = decide(self.runner.retry_policy, record)
+            self.decision = self._ask_policy(exc, self.failed_operation)
         self.payload.update(
             retry=self.decision.retry, wait_s=self.decision.wait_s, reason=self.decision.reason
         )
         self.operation = self.failed_operation
         if self.decision.retry:
+            shown = self.describe_exception(exc)
             self.log.warning(
                 "retry_scheduled",
                 operation=self.failed_operation,
                 attempt=self.tries[self.failed_operation],
                 wait_s=self.decision.wait_s,
-                error=self.payload.get("exception", {}).get("type"),
+                error_type=shown["type"],
+                error=_first_line(shown["message"]),
             )
         return self.decision.retry
+
+    def _ask_policy(self, exc: BaseException, operation: str) -> RetryDecision:
+        """Call the retry policy; a policy that raises ends the run with its own error."""
+        record = AttemptRecord(
+            attempt=self.tries[operation],
+            elapsed_s=self.clock.monotonic() - self.first_try_at[operation],
+            exception=root_cause(exc),
+            step=failed_step(exc),
+            operation=operation,
+            step_exception=exc,
+        )
+        try:
+            return decide(self.runner.retry_policy, record)
+        except Exception as policy_error:  # noqa: BLE001 - reported as the run's failure
+            policy_error.__context__ = exc
+            self.last_error = policy_error
+            message = self.scrubber.scrub(str(policy_error))
+            return RetryDecision(False, reason=f"the retry policy raised {message}")
 
     # -- terminal bookkeeping -------------------------------------------------------------------
 
@@ -582,7 +629,7 @@ class Run:
             self.payload["exception"] = self.describe_exception(self.last_error)
         self.log.error(
             "run_failed",
-            error=self.payload.get("exception", {}).get("message"),
+            error=_first_line(self.payload.get("exception", {}).get("message") or ""),
             **self.payload["summary"],
         )
 
@@ -593,6 +640,14 @@ class Run:
             "tries": dict(self.tries),
             "duration_s": round(self.clock.monotonic() - self.started_at, 6),
         }
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    """Return the first non-empty line of `text`, cut to `limit` characters."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return ""
 
 
 def _last_line(text: str, limit: int = 500) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Iterable
 
-__all__ = ["Scrubber", "REDACTED"]
+__all__ = ["Scrubber", "ScrubbingFilter", "REDACTED"]
 
 REDACTED = "***"
 
@@ -45,3 +46,16 @@ class Scrubber:
             text = text.replace(secret, REDACTED)
         text = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)
         return _KEY_VALUE.sub(lambda m: m.group("head") + REDACTED, text)
+
+
+class ScrubbingFilter(logging.Filter):
+    """A logging filter that scrubs the message of every record, such as those of dlt's logger."""
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        super().__init__()
+        self.scrubber = scrubber
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.scrubber.scrub(record.getMessage())
+        record.args = ()
+        return True

@@ -121,6 +121,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like SIGINT's KeyboardInterrupt so that the same paths handle it."""
 
+    signum = signal.SIGTERM
+
 
 def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated()
@@ -137,7 +139,7 @@ def _print_error(message: str, log_format: str) -> None:
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
     from runner_fsm._runner import Runner
-    from runner_fsm.journal import Journal, journal_path
+    from runner_fsm.journal import check_journal_dir
     from runner_fsm.project import load_project
 
     project: Project = load_project(args.dlt_yml)
@@ -159,27 +161,36 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
     )
     source = project.make_source(args.pipeline, limit=args.limit, resources=args.resources)
     # an unusable journal folder is a command line error, found before any work starts
-    Journal(journal_path(journal_dir, pipeline.pipeline_name)).close()
+    check_journal_dir(journal_dir, pipeline.pipeline_name)
     return runner, source
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from runner_fsm.exceptions import ConfigError, JournalError, SpecError
+    from runner_fsm._classify import interrupting_signal
+    from runner_fsm._scrub import Scrubber
+    from runner_fsm.exceptions import ConfigError, JournalError, PipelineLocked, SpecError
 
+    runner: Any = None
     try:
         runner, source = _prepare(args)
         runner.run(source)
     except (ConfigError, SpecError, JournalError) as ex:
         _print_error(str(ex), args.log_format)
         return EXIT_USAGE
-    except Terminated:
-        _print_error(f"the run of pipeline `{args.pipeline}` was stopped by SIGTERM", args.log_format)
-        return EXIT_SIGTERM
-    except KeyboardInterrupt:
-        _print_error(f"the run of pipeline `{args.pipeline}` was interrupted", args.log_format)
-        return EXIT_SIGINT
-    except Exception as ex:  # noqa: BLE001 - the journal and the log hold the details
-        _print_error(f"the run of pipeline `{args.pipeline}` failed: {_first_line(ex)}", args.log_format)
+    except PipelineLocked as ex:
+        _print_error(str(ex), args.log_format)
+        return EXIT_LOCKED
+    except BaseException as ex:  # noqa: BLE001 - the journal and the log hold the details
+        if not isinstance(ex, Exception) and not isinstance(ex, KeyboardInterrupt):
+            raise
+        scrubber = runner.scrubber if runner is not None else Scrubber()
+        signum = interrupting_signal(ex)
+        if signum is not None:
+            name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
+            _print_error(f"the run of pipeline `{args.pipeline}` was stopped by {name}", args.log_format)
+            return EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT
+        message = scrubber.scrub(_first_line(ex))
+        _print_error(f"the run of pipeline `{args.pipeline}` failed: {message}", args.log_format)
         return EXIT_FAILED
     return EXIT_DONE
 

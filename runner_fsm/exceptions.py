@@ -10,6 +10,7 @@ __all__ = [
     "SpecError",
     "PolicyError",
     "JournalError",
+    "PipelineLocked",
     "RunFailed",
     "PendingPackageFailed",
     "GeneratorNotRetryable",
@@ -57,8 +58,15 @@ class ConfigError(RunnerFsmError, ValueError):
         head = ", ".join(parts)
         text = f"{head}: {self.reason}" if head else self.reason
         if self.allowed:
-            text += f" Allowed values: {', '.join(repr(a) for a in self.allowed)}."
+            text += f" Allowed values: {', '.join(_show(a) for a in self.allowed)}."
         return text
+
+
+def _show(value: Any) -> str:
+    # booleans in the spelling of YAML files, where these values come from
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 class SpecError(RunnerFsmError):
@@ -77,6 +85,20 @@ class PolicyError(ConfigError):
 
 class JournalError(RunnerFsmError):
     """A journal that cannot be written or read."""
+
+
+class PipelineLocked(RunnerFsmError):
+    """Another runner, a live process, holds the lock of the pipeline."""
+
+    def __init__(self, pipeline_name: str, holder_pid: Optional[int], lock_file: str) -> None:
+        self.pipeline_name = pipeline_name
+        self.holder_pid = holder_pid
+        self.lock_file = lock_file
+        holder = f"process {holder_pid}" if holder_pid else "another process"
+        super().__init__(
+            f"pipeline `{pipeline_name}` is being run by {holder} (lock file {lock_file}). Wait"
+            " for that run to end, or stop it, before starting another."
+        )
 
 
 class RunFailed(RunnerFsmError):

@@ -31,6 +31,7 @@ __all__ = [
     "read_records",
     "read_tail",
     "journal_path",
+    "check_journal_dir",
 ]
 
 FORMAT_VERSION = 1
@@ -41,6 +42,23 @@ TAIL_CHUNK_BYTES = 64 * 1024
 def journal_path(journal_dir: os.PathLike[str] | str, pipeline_name: str) -> Path:
     """Return the journal file of `pipeline_name` in `journal_dir`."""
     return Path(journal_dir) / f"{pipeline_name}.jsonl"
+
+
+def check_journal_dir(journal_dir: os.PathLike[str] | str, pipeline_name: str) -> None:
+    """Create `journal_dir` if needed and check that the journal file can be opened for appending.
+
+    Raises `JournalError` naming the path. Writes nothing to an existing journal.
+    """
+    path = journal_path(journal_dir, pipeline_name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as ex:
+        raise JournalError(
+            f"cannot use `{path}` as the journal: {ex}. Pass a writable folder as `journal_dir`"
+            " (CLI: --journal-dir)."
+        ) from ex
 
 
 def _canonical(record: Mapping[str, Any]) -> bytes:

@@ -18,7 +18,21 @@ LOG_FORMATS = ("console", "json")
 
 
 def get_logger(**context: Any) -> Any:
-    """Return the runner's structlog logger with `context` bound."""
+    """Return the runner's structlog logger with `context` bound.
+
+    When the application has not configured structlog, events below INFO are dropped, so that a
+    program that only calls the runner does not print a line for every transition.
+    """
+    if not structlog.is_configured():
+        return structlog.wrap_logger(
+            structlog.PrintLogger(sys.stderr),
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+                structlog.dev.ConsoleRenderer(colors=False),
+            ],
+        ).bind(**context)
     return structlog.get_logger("runner_fsm").bind(**context)
 
 

@@ -38,9 +38,12 @@ class AttemptRecord:
     """One failed try of an operation, as a retry policy sees it.
 
     `attempt` counts the tries of this operation from 1 and includes the one that failed.
-    `elapsed_s` is the time since its first try started, in seconds. `operation` is the state of
-    the machine that failed (`sync`, `finalize_pending` or `attempt`). `step` is the dlt pipeline
-    step that raised (`sync`, `extract`, `normalize`, `load`) or None when dlt did not say.
+    `elapsed_s` is the time since its first try started, in seconds. `exception` is the original
+    exception under dlt's wrappers (the exception a `PipelineStepFailed` wraps, followed through
+    `raise ... from` links), and `step_exception` is what the step raised, such as the
+    `PipelineStepFailed` itself. `operation` is the state of the machine that failed
+    (`sync`, `finalize_pending` or `attempt`). `step` is the dlt pipeline step that raised (`sync`,
+    `extract`, `normalize`, `load`) or None when dlt did not say.
     """
 
     attempt: int
@@ -48,6 +51,7 @@ class AttemptRecord:
     exception: BaseException
     step: Optional[str]
     operation: str
+    step_exception: Optional[BaseException] = None
 
 
 @dataclass(frozen=True)

@@ -364,3 +364,44 @@ class TestTracePipelineFromProject:
         assert result.returncode == 0, result.stderr
         assert [row["success"] for row in rows] == [True]
         assert rows[0]["row_counts"]["numbers"] == 7
+
+
+class TestCliErrorLineScrubbed:
+    def test_final_error_line_has_no_secret(self, tmp_path: Path, unique_name: str) -> None:
+        """The CLI's last error line hides a password and a token from the exception message."""
+        import os
+        import subprocess
+        import sys
+
+        project = tmp_path / "project"
+        (project / "sources").mkdir(parents=True)
+        (project / "sources" / "__init__.py").write_text("")
+        (project / "sources" / "leaky.py").write_text(
+            "import dlt\n\n"
+            "@dlt.resource(table_name='numbers')\n"
+            "def leaky():\n"
+            "    yield {'i': 1}\n"
+            "    raise RuntimeError('cannot reach postgresql://bob:Sup3rSecretPW@db.internal/x"
+            "?token=abc123tok')\n"
+        )
+        (project / "dlt.yml").write_text(
+            "sources:\n  leaky: {type: sources.leaky.leaky}\n"
+            "destinations:\n  warehouse: {type: duckdb}\n"
+            f"pipelines:\n  {unique_name}:\n    source: leaky\n    destination: warehouse\n"
+            "    dataset_name: data\n"
+        )
+
+        result = subprocess.run(
+            [sys.executable, "-m", "runner_fsm.cli", "run", str(project / "dlt.yml"), unique_name],
+            env=dict(os.environ, RUNTIME__DLTHUB_TELEMETRY="false"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+        last_line = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 1
+        assert "Sup3rSecretPW" not in result.stderr
+        assert "cannot reach" in last_line
+        assert "Sup3rSecretPW" not in last_line
+        assert "abc123tok" not in last_line

@@ -1,0 +1,271 @@
+"""The pipeline lock, interrupts by signals, and errors raised by retry policies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import dlt
+import pytest
+import tenacity
+from structlog.testing import LogCapture
+
+import runner_fsm
+from runner_fsm._lock import PipelineLock, lock_path
+from runner_fsm.exceptions import PipelineLocked, PolicyError
+from tests.helpers import duckdb_count, journal_records
+
+CHILD_ENV = dict(os.environ, RUNTIME__DLTHUB_TELEMETRY="false")
+
+
+@dlt.resource(table_name="numbers")
+def numbers(count: int = 10) -> Any:
+    yield from ({"i": i} for i in range(count))
+
+
+class TestPipelineLock:
+    def test_second_runner_rejected(
+        self, duckdb_pipeline: Callable[..., Any], journal_dir: Path, clock: Any
+    ) -> None:
+        """A runner finds the lock of a live holder and raises, naming the holder's process."""
+        pipeline = duckdb_pipeline()
+        holder = PipelineLock(lock_path(journal_dir, pipeline.pipeline_name), pipeline.pipeline_name)
+        holder.acquire()
+        try:
+            with pytest.raises(PipelineLocked) as raised:
+                runner_fsm.runner(pipeline, journal_dir=journal_dir, clock=clock).run(numbers())
+        finally:
+            holder.release()
+
+        assert raised.value.holder_pid == os.getpid()
+        assert str(os.getpid()) in str(raised.value)
+        assert not (journal_dir / f"{pipeline.pipeline_name}.jsonl").exists()
+
+    def test_dead_holder_taken_over(
+        self, duckdb_pipeline: Callable[..., Any], journal_dir: Path, clock: Any, tmp_path: Path
+    ) -> None:
+        """A lock whose holder was killed is taken over, and the takeover is journaled."""
+        pipeline = duckdb_pipeline()
+        path = lock_path(journal_dir, pipeline.pipeline_name)
+        code = textwrap.dedent(
+            f"""
+            import os, signal
+            from pathlib import Path
+            from runner_fsm._lock import PipelineLock
+            PipelineLock(Path({str(path)!r}), "x").acquire()
+            os.kill(os.getpid(), signal.SIGKILL)
+            """
+        )
+        child = subprocess.run([sys.executable, "-c", code], env=CHILD_ENV, timeout=60)
+        assert child.returncode == -signal.SIGKILL
+
+        runner_fsm.runner(pipeline, journal_dir=journal_dir, clock=clock).run(numbers())
+
+        records = journal_records(journal_dir, pipeline.pipeline_name)
+        takeovers = [r for r in records if r.get("event") == "lock_taken_over"]
+        assert len(takeovers) == 1
+        assert takeovers[0]["previous_pid"] != os.getpid()
+        assert records[-1]["to"] == "done"
+        assert path.read_text() == ""
+
+
+def write_project(root: Path, name: str, rows: int, delay_s: float) -> Path:
+    """Write a project whose source yields `rows` rows, sleeping `delay_s` after the first."""
+    (root / "sources").mkdir(parents=True)
+    (root / "sources" / "__init__.py").write_text("")
+    (root / "sources" / "slow.py").write_text(
+        textwrap.dedent(
+            f"""
+            import time
+            import dlt
+
+            @dlt.resource(table_name="numbers", write_disposition="replace")
+            def slow():
+                for i in range({rows}):
+                    yield {{"i": i}}
+                    if i == 0:
+                        print("extracting", flush=True)
+                        time.sleep({delay_s})
+            """
+        )
+    )
+    project = root / "dlt.yml"
+    project.write_text(
+        textwrap.dedent(
+            f"""
+            sources:
+              slow: {{type: sources.slow.slow}}
+            destinations:
+              warehouse: {{type: duckdb}}
+            pipelines:
+              {name}:
+                source: slow
+                destination: warehouse
+                dataset_name: data
+                run_config:
+                  retry_policy: {{type: fixed, max_attempts: 3}}
+                  retry_pipeline_steps: [extract, load]
+            """
+        )
+    )
+    return project
+
+
+def start_cli(project: Path, name: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner_fsm.cli", "run", str(project), name],
+        env=CHILD_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_line(process: subprocess.Popen[str], text: str, timeout_s: float = 60) -> None:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if text in line:
+            return
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"the process did not print {text!r}")
+
+
+class TestCliLockAndSignals:
+    def test_second_cli_exits_3(self, tmp_path: Path, unique_name: str) -> None:
+        """A second `runner-fsm run` of a running pipeline exits 3 and names the first's pid."""
+        project = write_project(tmp_path / "project", unique_name, rows=5, delay_s=30)
+        first = start_cli(project, unique_name)
+        try:
+            wait_for_line(first, "extracting")
+
+            second = subprocess.run(
+                [sys.executable, "-m", "runner_fsm.cli", "run", str(project), unique_name],
+                env=CHILD_ENV,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            first.kill()
+            first.wait()
+
+        assert second.returncode == 3
+        assert str(first.pid) in second.stderr
+
+    @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+    def test_signal_during_extract(
+        self, tmp_path: Path, unique_name: str, signum: int, code: int
+    ) -> None:
+        """A signal during a retried extract step stops the run with 130 or 143, not a retry."""
+        project = write_project(tmp_path / "project", unique_name, rows=5, delay_s=30)
+        run = start_cli(project, unique_name)
+        wait_for_line(run, "extracting")
+
+        run.send_signal(signum)
+        _, stderr = run.communicate(timeout=120)
+
+        records = journal_records(project.parent / "_data" / "journal", unique_name)
+        attempts = [r for r in records if r.get("to") == "attempt"]
+        assert run.returncode == code
+        assert len(attempts) == 1
+        assert "Traceback" not in stderr
+
+
+class TestPolicyErrors:
+    def test_policy_sees_wrapped_exception(
+        self, duckdb_pipeline: Callable[..., Any], tmp_path: Path, journal_dir: Path, clock: Any
+    ) -> None:
+        """tenacity's retry_if_exception_type matches the exception the step raised."""
+        calls = {"n": 0}
+
+        @dlt.resource(table_name="numbers")
+        def flaky() -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise ConnectionError("the source API reset the connection")
+            yield {"i": 1}
+
+        policy = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(3),
+            wait=tenacity.wait_fixed(0),
+            retry=tenacity.retry_if_exception_type(ConnectionError),
+        )
+        pipeline = duckdb_pipeline()
+
+        runner_fsm.runner(
+            pipeline,
+            retry_policy=policy,
+            retry_pipeline_steps=["extract", "load"],
+            journal_dir=journal_dir,
+            clock=clock,
+        ).run(flaky())
+
+        assert calls["n"] == 2
+        assert duckdb_count(tmp_path / "warehouse.duckdb", pipeline.dataset_name, "numbers") == 1
+
+    def test_raising_policy_ends_run_in_journal(
+        self, tmp_path: Path, unique_name: str, journal_dir: Path, clock: Any
+    ) -> None:
+        """A policy that returns an invalid answer fails the run, and the journal records it."""
+
+        @dlt.destination(batch_size=100, name="always_failing")
+        def always_failing(items: Any, table: Any) -> None:
+            raise RuntimeError("the warehouse is down")
+
+        pipeline = dlt.pipeline(
+            unique_name, destination=always_failing, pipelines_dir=str(tmp_path / "pipelines")
+        )
+
+        with pytest.raises(PolicyError):
+            runner_fsm.runner(
+                pipeline,
+                retry_policy=lambda record: "yes",
+                journal_dir=journal_dir,
+                clock=clock,
+            ).run(numbers())
+
+        last = journal_records(journal_dir, unique_name)[-1]
+        assert last["to"] == "failed"
+        assert last["exception"]["type"].endswith("PolicyError")
+        assert "retry policy raised" in last["reason"]
+
+    def test_retry_log_names_error(
+        self,
+        tmp_path: Path,
+        unique_name: str,
+        journal_dir: Path,
+        clock: Any,
+        log_events: LogCapture,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The retry_scheduled event names the type and message of the error."""
+        monkeypatch.setenv("LOAD__RAISE_ON_MAX_RETRIES", "1")
+        calls = {"n": 0}
+
+        @dlt.destination(batch_size=100, name="flaky_once")
+        def flaky_once(items: Any, table: Any) -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("the warehouse is busy")
+
+        pipeline = dlt.pipeline(
+            unique_name, destination=flaky_once, pipelines_dir=str(tmp_path / "pipelines")
+        )
+
+        runner_fsm.runner(
+            pipeline, retry_policy=runner_fsm.fixed(2), journal_dir=journal_dir, clock=clock
+        ).run(numbers())
+
+        retries = [e for e in log_events.entries if e["event"] == "retry_scheduled"]
+        assert len(retries) == 1
+        assert retries[0]["error_type"].endswith("LoadClientJobRetry")
+        assert retries[0]["error"]
