@@ -6,6 +6,7 @@ source types and building destinations is the work of `runner_fsm.project`.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,9 +324,33 @@ def _entry_type(entry: Mapping[str, Any], name: str, path: KeyPath, where: FileL
     return kind.strip()
 
 
+def _reject_misspelled_keys(
+    mapping: Mapping[str, Any], known: Sequence[str], path: KeyPath, where: FileLines
+) -> None:
+    """Reject a configuration key that looks like a misspelling of a key of the entry itself.
+
+    Other keys of an entry are configuration values, so a typo such as `with_arg` would otherwise
+    pass silently as a value that nothing reads.
+    """
+    for key in mapping:
+        if key in known or not isinstance(key, str):
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        if close:
+            raise where.error(
+                f"{key!r} looks like a misspelling of `{close[0]}`. Every other key of the entry"
+                " is passed on as a configuration value, so a misspelled key would be ignored."
+                f" Rename it to `{close[0]}`.",
+                path + (key,),
+                value=key,
+                allowed=known,
+            )
+
+
 def _parse_source(name: str, entry: Any, where: FileLines) -> SourceDefinition:
     path = ("sources", name)
     mapping = _entry_mapping(entry, path, where)
+    _reject_misspelled_keys(mapping, SOURCE_KEYS, path, where)
     with_args = mapping.get("with_args")
     if with_args is None:
         with_args = {}
@@ -356,6 +381,7 @@ def _parse_source(name: str, entry: Any, where: FileLines) -> SourceDefinition:
 def _parse_destination(name: str, entry: Any, where: FileLines) -> DestinationDefinition:
     path = ("destinations", name)
     mapping = _entry_mapping(entry, path, where)
+    _reject_misspelled_keys(mapping, ("type",), path, where)
     return DestinationDefinition(
         name=name,
         type=_entry_type(mapping, name, path, where),

@@ -886,3 +886,27 @@ def test_demo_project_loads_every_row(tmp_path: Path, monkeypatch: pytest.Monkey
     assert config.retry_policy.max_attempts == 5
     assert config.retry_pipeline_steps == ["load"]
     assert (DEMO_FILE.parent / "_data").exists() == data_existed
+
+
+@pytest.mark.parametrize(
+    "entry, key, suggestion",
+    [
+        ("sources:\n  s:\n    type: sources.x.y\n    with_arg: {n: 1}\n", "with_arg", "with_args"),
+        ("sources:\n  s:\n    typ: sources.x.y\n", "typ", "type"),
+        ("destinations:\n  d:\n    typ: duckdb\n", "typ", "type"),
+    ],
+)
+def test_misspelled_entry_key(tmp_path: Path, entry: str, key: str, suggestion: str) -> None:
+    """A key close to `type` or `with_args` is rejected instead of becoming a config value."""
+    path = tmp_path / "dlt.yml"
+    path.write_text(entry + "pipelines:\n  p:\n    destination: d\n")
+    if "destinations:" not in entry:
+        path.write_text(entry + "destinations:\n  d: {type: duckdb}\npipelines:\n  p:\n    destination: d\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_project(path)
+
+    message = str(caught.value)
+    assert f"{path}:" in message
+    assert repr(key) in message
+    assert f"`{suggestion}`" in message

@@ -405,3 +405,27 @@ class TestCliErrorLineScrubbed:
         assert "cannot reach" in last_line
         assert "Sup3rSecretPW" not in last_line
         assert "abc123tok" not in last_line
+
+
+class TestFinalizationTrace:
+    def test_finalization_then_attempt(
+        self, duckdb_pipeline: Callable[..., Any], tmp_path: Path, journal_dir: Path, clock: Any
+    ) -> None:
+        """Loading a killed run's package stores a trace row before the attempt's row."""
+        from tests.test_pending import kill_during_run
+
+        pipeline = duckdb_pipeline()
+        kill_during_run(tmp_path, pipeline.pipeline_name, pipeline.dataset_name)
+        pipeline = duckdb_pipeline()
+
+        runner_fsm.runner(
+            pipeline, store_trace_info=True, journal_dir=journal_dir, clock=clock
+        ).run(numbers(5))
+
+        rows = trace_rows(
+            tmp_path / "warehouse.duckdb",
+            f"_trace_{pipeline.dataset_name}",
+            f"{pipeline.pipeline_name}_trace",
+        )
+        assert [row[3] for row in rows] == ["finalize_pending", "attempt"]
+        assert [row[1] for row in rows] == [True, True]
