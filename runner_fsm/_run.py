@@ -14,11 +14,16 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_fsm._classify import Verdict, classify, exception_chain, failed_step, root_cause
-from runner_fsm._lock import PipelineLock, lock_path
+from runner_fsm._resume import Interrupted
 from runner_fsm._scrub import ScrubbingFilter
 from runner_fsm._tracking import listen_to_steps, stop_listening
 from runner_fsm._version import __version__
-from runner_fsm.exceptions import GeneratorNotRetryable, PendingPackageFailed, RunnerFsmError
+from runner_fsm.exceptions import (
+    GeneratorNotRetryable,
+    PendingPackageFailed,
+    RunInterrupted,
+    RunnerFsmError,
+)
 from runner_fsm.journal import Journal, journal_path
 from runner_fsm.logs import get_logger
 from runner_fsm.machine import bind_machine
@@ -49,7 +54,15 @@ class Run:
 
     state: str
 
-    def __init__(self, runner: "Runner", data: Any, kwargs: dict[str, Any], *, run_id: str) -> None:
+    def __init__(
+        self,
+        runner: "Runner",
+        data: Any,
+        kwargs: dict[str, Any],
+        *,
+        run_id: str,
+        resumed: Optional[Interrupted] = None,
+    ) -> None:
         self.runner = runner
         self.pipeline = runner.pipeline
         self.config = runner.config
@@ -80,6 +93,13 @@ class Run:
         self.last_load_ids: list[str] = []
         self.last_rows: dict[str, int] = {}
         self.started_at = self.clock.monotonic()
+        self.resumed = resumed
+        if resumed is not None:
+            # the interrupted run keeps its tries, and the crash counts as a failed try
+            self.tries.update(resumed.tries)
+            self.tries["finalize_pending"] = max(
+                self.tries["finalize_pending"], resumed.attempts
+            )
 
     # -- driving the machine -------------------------------------------------------------------
 
@@ -87,17 +107,12 @@ class Run:
         """Run the machine from its initial state to `done` or `failed`."""
         spec = self.runner.spec
         name = self.pipeline.pipeline_name
-        lock = PipelineLock(lock_path(self.runner.journal_dir, name), name)
-        previous_holder = lock.acquire()
-        try:
-            self.journal = Journal(
-                journal_path(self.runner.journal_dir, name), on_warning=self._journal_warning
-            )
-        except BaseException:
-            lock.release()
-            raise
-        if previous_holder is not None:
-            self._journal_lock_takeover(previous_holder)
+        self.journal = Journal(
+            journal_path(self.runner.journal_dir, name), on_warning=self._journal_warning
+        )
+        if self.runner.lock_taken_from is not None:
+            self._journal_lock_takeover(self.runner.lock_taken_from)
+            self.runner.lock_taken_from = None
         bind_machine(spec, self, after_state_change="record_transition")
         listen_to_steps(self.pipeline, self._on_step_end, self.operation_traces.append)
         # dlt logs failed jobs with their exception text, which may hold a secret
@@ -106,16 +121,17 @@ class Run:
         dlt_logger.addFilter(log_filter)
         try:
             while not spec.states[self.state].terminal:
+                self._stop_if_requested()
                 action = spec.states[self.state].action
                 assert action is not None
                 self.payload = {}
                 trigger = getattr(self, action)()
+                self._stop_if_requested()
                 self.trigger(trigger)  # type: ignore[attr-defined]
         finally:
             dlt_logger.removeFilter(log_filter)
             stop_listening(self.pipeline)
             self.journal.close()
-            lock.release()
         if self.state == "failed":
             assert self.last_error is not None
             raise self.last_error
@@ -157,6 +173,19 @@ class Run:
         }
         record.update(fields)
         self.journal.append(record)
+
+    def _stop_if_requested(self) -> None:
+        """Journal the run as interrupted and raise `RunInterrupted` when a signal asked to stop."""
+        stop = self.runner.stop
+        if not stop.requested:
+            return
+        assert stop.signum is not None
+        fields: dict[str, Any] = {"signal": stop.signum}
+        if self.last_error is not None:
+            fields["exception"] = self.describe_exception(self.last_error)
+        self._journal_event("interrupted", **fields)
+        self.log.warning("run_interrupted", signal=stop.signum, state=self.state)
+        raise RunInterrupted(stop.signum, self.run_id, self.state)
 
     def _journal_lock_takeover(self, previous_holder: int) -> None:
         assert self.journal is not None
@@ -292,6 +321,7 @@ class Run:
                 "run_kwargs": sorted(self.kwargs),
                 "destination": _destination_name(self.pipeline, self.kwargs),
                 "dataset_name": self.kwargs.get("dataset_name") or self.pipeline.dataset_name,
+                "resumed": _describe_resumed(self.resumed),
                 "runner_version": __version__,
                 "dlt_version": dlt.__version__,
                 "pid": os.getpid(),
@@ -542,7 +572,7 @@ class Run:
     def wait(self) -> str:
         """Wait before the next try, as the retry policy decided."""
         assert self.decision is not None
-        waited = self.clock.sleep(self.decision.wait_s)
+        waited = self.clock.sleep(self.decision.wait_s, self.runner.stop.event)
         self.payload["wait_s"] = self.decision.wait_s
         self.payload["completed"] = waited
         return "waited"
@@ -661,6 +691,18 @@ def _destination_name(pipeline: Any, kwargs: dict[str, Any]) -> Optional[str]:
     if destination is None:
         return None
     return str(getattr(destination, "destination_name", None) or destination)
+
+
+def _describe_resumed(resumed: Optional[Interrupted]) -> Optional[dict[str, Any]]:
+    if resumed is None:
+        return None
+    return {
+        "last_seq": resumed.last_seq,
+        "last_state": resumed.last_state,
+        "operation": resumed.operation,
+        "tries": resumed.tries,
+        "unreadable_lines": resumed.unreadable_lines,
+    }
 
 
 def _describe_trace_target(value: Any) -> Any:

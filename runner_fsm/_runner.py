@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from runner_fsm._clock import Clock, SystemClock
+from runner_fsm._lock import PipelineLock, lock_path
+from runner_fsm._resume import Interrupted, find_interrupted
 from runner_fsm._run import Run
 from runner_fsm._scrub import Scrubber
+from runner_fsm._signals import StopRequest, watch_signals
 from runner_fsm.exceptions import ConfigError
+from runner_fsm.journal import journal_path
+from runner_fsm.logs import get_logger
 from runner_fsm.machine import MachineSpec, load_spec
 from runner_fsm.policies import RetryPolicy, resolve_policy
 from runner_fsm.run_config import ON_TERMINAL_PENDING, RunConfig, check_retry_steps
@@ -91,6 +97,8 @@ class Runner:
         self.clock: Clock = clock or SystemClock()
         self.spec: MachineSpec = load_spec(Path(spec_path) if spec_path else None, model=Run)
         self.scrubber = Scrubber()
+        self.stop = StopRequest()
+        self.lock_taken_from: Optional[int] = None
         self._trace_store: Optional[TraceStore] = None
         self._secrets_known = False
 
@@ -119,19 +127,62 @@ class Runner:
     def run(self, data: Any = None, **kwargs: Any) -> Optional["LoadInfo"]:
         """Run the pipeline with `data` to completion and return the `LoadInfo` of the data.
 
-        Pending packages of an earlier run are loaded first. `kwargs` go to `pipeline.run`.
-        With `data=None` only pending packages are loaded, and their `LoadInfo` is returned (None
-        when there were none). On failure the exception of the last failed step is raised.
+        A run that an earlier process left interrupted is finished first, under its own run id:
+        its pending packages are loaded and its spilled traces replayed. Then pending packages
+        of an earlier run are loaded, and the data runs. `kwargs` go to `pipeline.run`. With
+        `data=None` only pending packages are loaded, and their `LoadInfo` is returned (None
+        when there were none). On failure the exception of the last failed step is raised; on
+        SIGINT or SIGTERM, `RunInterrupted`.
         """
         _check_run_kwargs(self.pipeline, kwargs)
         self.learn_secrets()
-        run = Run(self, data, kwargs, run_id=_new_run_id(self.clock))
-        info: Optional["LoadInfo"] = run.execute()
+        with self._exclusive():
+            self._resume_interrupted()
+            run = Run(self, data, kwargs, run_id=_new_run_id(self.clock))
+            info: Optional["LoadInfo"] = run.execute()
         return info
 
     def finalize(self) -> Optional["LoadInfo"]:
         """Load pending packages only, under the retry policy, and return their `LoadInfo`."""
         return self.run(None)
+
+    def resume(self) -> Optional[Interrupted]:
+        """Finish the run that an earlier process left interrupted, if there is one.
+
+        Returns what the journal showed of the interrupted run, or None when the last run ended.
+        """
+        self.learn_secrets()
+        with self._exclusive():
+            return self._resume_interrupted()
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        name = self.pipeline.pipeline_name
+        lock = PipelineLock(lock_path(self.journal_dir, name), name)
+        self.lock_taken_from = lock.acquire()
+        self.stop = StopRequest()
+        try:
+            with watch_signals(self.stop):
+                yield
+        finally:
+            lock.release()
+
+    def _resume_interrupted(self) -> Optional[Interrupted]:
+        path = journal_path(self.journal_dir, self.pipeline.pipeline_name)
+        interrupted, unreadable = find_interrupted(path)
+        log = get_logger(pipeline=self.pipeline.pipeline_name)
+        for report in unreadable:
+            log.warning("journal_line_unreadable", line=report, journal=str(path))
+        if interrupted is None:
+            return None
+        log.warning(
+            "resuming_interrupted_run",
+            run_id=interrupted.run_id,
+            last_state=interrupted.last_state,
+            tries=interrupted.tries,
+        )
+        Run(self, None, {}, run_id=interrupted.run_id, resumed=interrupted).execute()
+        return interrupted
 
 
 def _check_run_kwargs(pipeline: Any, kwargs: dict[str, Any]) -> None:

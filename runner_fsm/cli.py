@@ -61,25 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         " earlier runs, then extract, normalize and load the source, with the retry policy of"
         " its run_config.",
     )
-    run.add_argument("dlt_yml", metavar="DLT_YML", help="path of the project file (dlt.yml)")
-    run.add_argument("pipeline", metavar="PIPELINE", help="name of a pipeline in DLT_YML")
-    run.add_argument(
-        "--journal-dir",
-        type=Path,
-        help="folder of the journal files (default: _data/journal beside DLT_YML)",
-    )
-    run.add_argument(
-        "--log-format",
-        choices=("console", "json"),
-        default="console",
-        help="log lines readable on a terminal (console, the default) or JSON lines (json)",
-    )
-    run.add_argument(
-        "--spec",
-        type=Path,
-        help="machine spec (YAML) to run instead of the one shipped with runner-fsm",
-        metavar="PATH",
-    )
+    _add_common_options(run)
     run.add_argument(
         "--limit",
         type=_positive_int,
@@ -92,7 +74,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="load only these resources of the source, separated by commas",
         metavar="A,B",
     )
+    resume = commands.add_parser(
+        "resume",
+        help="finish a run of PIPELINE that a crash or a signal interrupted",
+        description="Finish the last run of PIPELINE if a crash or a signal interrupted it: load"
+        " its pending packages and replay its spilled traces, under its own run id. Does not run"
+        " the source. `run` does the same before it runs the source.",
+    )
+    _add_common_options(resume)
     return parser
+
+
+def _add_common_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("dlt_yml", metavar="DLT_YML", help="path of the project file (dlt.yml)")
+    command.add_argument("pipeline", metavar="PIPELINE", help="name of a pipeline in DLT_YML")
+    command.add_argument(
+        "--journal-dir",
+        type=Path,
+        help="folder of the journal files (default: _data/journal beside DLT_YML)",
+    )
+    command.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default="console",
+        help="log lines readable on a terminal (console, the default) or JSON lines (json)",
+    )
+    command.add_argument(
+        "--spec",
+        type=Path,
+        help="machine spec (YAML) to run instead of the one shipped with runner-fsm",
+        metavar="PATH",
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -110,7 +122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     configure_logging(args.log_format)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        if args.command == "run":
+        if args.command in ("run", "resume"):
             return _run_command(args)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -159,7 +171,9 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
         journal_dir=journal_dir,
         spec_path=args.spec,
     )
-    source = project.make_source(args.pipeline, limit=args.limit, resources=args.resources)
+    source = None
+    if args.command == "run":
+        source = project.make_source(args.pipeline, limit=args.limit, resources=args.resources)
     # an unusable journal folder is a command line error, found before any work starts
     check_journal_dir(journal_dir, pipeline.pipeline_name)
     return runner, source
@@ -173,7 +187,10 @@ def _run_command(args: argparse.Namespace) -> int:
     runner: Any = None
     try:
         runner, source = _prepare(args)
-        runner.run(source)
+        if args.command == "resume":
+            _report_resume(runner.resume())
+        else:
+            runner.run(source)
     except (ConfigError, SpecError, JournalError) as ex:
         _print_error(str(ex), args.log_format)
         return EXIT_USAGE
@@ -193,6 +210,13 @@ def _run_command(args: argparse.Namespace) -> int:
         _print_error(f"the run of pipeline `{args.pipeline}` failed: {message}", args.log_format)
         return EXIT_FAILED
     return EXIT_DONE
+
+
+def _report_resume(interrupted: Any) -> None:
+    if interrupted is None:
+        print("no interrupted run to resume: the last run ended")
+    else:
+        print(f"resumed run {interrupted.run_id}, interrupted in state {interrupted.last_state}")
 
 
 def _first_line(ex: BaseException) -> str:

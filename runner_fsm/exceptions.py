@@ -11,6 +11,7 @@ __all__ = [
     "PolicyError",
     "JournalError",
     "PipelineLocked",
+    "RunInterrupted",
     "RunFailed",
     "PendingPackageFailed",
     "GeneratorNotRetryable",
@@ -98,6 +99,19 @@ class PipelineLocked(RunnerFsmError):
         super().__init__(
             f"pipeline `{pipeline_name}` is being run by {holder} (lock file {lock_file}). Wait"
             " for that run to end, or stop it, before starting another."
+        )
+
+
+class RunInterrupted(RunnerFsmError):
+    """A run stopped by SIGINT or SIGTERM at a safe point; the next run or resume finishes it."""
+
+    def __init__(self, signal_code: int, run_id: str, state: str) -> None:
+        self.signal_code = signal_code
+        self.run_id = run_id
+        self.state = state
+        super().__init__(
+            f"run `{run_id}` was interrupted by signal {signal_code} in state `{state}`. The next"
+            " `runner-fsm run` or `runner-fsm resume` finishes it."
         )
 
 
