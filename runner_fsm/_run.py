@@ -14,6 +14,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Optional
 
 from runner_fsm._classify import Verdict, classify, exception_chain, failed_step, root_cause
+from runner_fsm._faults import counting_collector, fault_from_environment
 from runner_fsm._resume import Interrupted
 from runner_fsm._scrub import ScrubbingFilter
 from runner_fsm._tracking import listen_to_steps, stop_listening
@@ -94,6 +95,8 @@ class Run:
         self.last_rows: dict[str, int] = {}
         self.started_at = self.clock.monotonic()
         self.resumed = resumed
+        self.fault = fault_from_environment()
+        self.jobs_done = 0
         if resumed is not None:
             # the interrupted run keeps its tries, and the crash counts as a failed try
             self.tries.update(resumed.tries)
@@ -115,6 +118,9 @@ class Run:
             self.runner.lock_taken_from = None
         bind_machine(spec, self, after_state_change="record_transition")
         listen_to_steps(self.pipeline, self._on_step_end, self.operation_traces.append)
+        original_collector = self.pipeline.collector
+        if self.fault is not None and self.fault.kind == "jobs":
+            self.pipeline.collector = counting_collector(original_collector, self.fault)
         # dlt logs failed jobs with their exception text, which may hold a secret
         dlt_logger = logging.getLogger("dlt")
         log_filter = ScrubbingFilter(self.scrubber)
@@ -129,6 +135,7 @@ class Run:
                 self._stop_if_requested()
                 self.trigger(trigger)  # type: ignore[attr-defined]
         finally:
+            self.pipeline.collector = original_collector
             dlt_logger.removeFilter(log_filter)
             stop_listening(self.pipeline)
             self.journal.close()
@@ -153,6 +160,8 @@ class Run:
         }
         record.update(self.payload)
         self.journal.append(record)
+        if self.fault is not None:
+            self.fault.reached("state", record["to"])
         self.log.debug(
             "transition",
             source=record["from"],
@@ -280,6 +289,8 @@ class Run:
             self._journal_event("step_ended", **record)
         except Exception as ex:  # noqa: BLE001 - dlt swallows tracking errors, so keep it to raise
             self.step_error = ex
+        if self.fault is not None:
+            self.fault.reached("step", str(name))
         self.log.info("step_ended", **{k: v for k, v in record.items() if k != "exception"})
 
     def _row_counts(self, name: Any, step_info: Any, load_ids: list[str]) -> dict[str, int]:

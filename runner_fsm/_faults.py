@@ -1,0 +1,85 @@
+"""Fault points for tests: kill the process with SIGKILL at a named point of a run.
+
+Set `RUNNER_FSM_FAULT` to `kill@state:<state>` (right after the journal records entering the
+state), `kill@step:<step>` (right after a dlt step such as `extract`, `normalize` or `load` ends
+and is journaled) or `kill@jobs:<n>` (inside the load step, when the n-th job of the run has
+finished). Add `#<k>` to fire on the k-th time the point is reached, for example
+`kill@state:attempt#2`. With the variable unset, nothing happens.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, Optional
+
+__all__ = ["FAULT_VARIABLE", "FaultPoint", "counting_collector", "fault_from_environment"]
+
+FAULT_VARIABLE = "RUNNER_FSM_FAULT"
+
+
+class FaultPoint:
+    """One armed fault: a kind (`state`, `step` or `jobs`), a name and the occurrence to fire on."""
+
+    def __init__(self, kind: str, name: str, occurrence: int) -> None:
+        self.kind = kind
+        self.name = name
+        self.occurrence = occurrence
+        self.seen = 0
+
+    def reached(self, kind: str, name: str) -> None:
+        """Count one arrival at point (`kind`, `name`); kill the process on the armed one."""
+        if kind != self.kind or name != self.name:
+            return
+        self.seen += 1
+        if self.seen == self.occurrence:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fault_from_environment() -> Optional[FaultPoint]:
+    """Return the fault armed in `RUNNER_FSM_FAULT`, or None; raise ValueError when malformed."""
+    text = os.environ.get(FAULT_VARIABLE, "").strip()
+    if not text:
+        return None
+    action, _, point = text.partition("@")
+    kind, _, rest = point.partition(":")
+    name, _, occurrence = rest.partition("#")
+    if action != "kill" or kind not in ("state", "step", "jobs") or not name:
+        raise ValueError(
+            f"{FAULT_VARIABLE}={text!r} is invalid; write kill@state:<state>, kill@step:<step>"
+            " or kill@jobs:<n>, optionally followed by #<occurrence>."
+        )
+    return FaultPoint(kind, name, int(occurrence) if occurrence else 1)
+
+
+def counting_collector(inner: Any, fault: FaultPoint) -> Any:
+    """Wrap dlt's progress collector `inner` so that finished load jobs reach `fault`."""
+    from dlt.common.runtime.collector_base import Collector
+
+    class JobCountingCollector(Collector):
+        def __init__(self) -> None:
+            self.jobs = 0
+
+        def update(
+            self,
+            name: str,
+            inc: int = 1,
+            total: Optional[int] = None,
+            inc_total: Optional[int] = None,
+            message: Optional[str] = None,
+            label: Optional[str] = None,
+        ) -> None:
+            inner.update(name, inc, total, inc_total, message, label)
+            if name == "Jobs" and inc > 0:
+                for _ in range(inc):
+                    self.jobs += 1
+                    fault.reached("jobs", str(self.jobs))
+
+        def _start(self, step: str) -> None:
+            inner.step = step
+            inner._start(step)
+
+        def _stop(self) -> None:
+            inner._stop()
+
+    return JobCountingCollector()
