@@ -269,3 +269,153 @@ class TestPolicyErrors:
         assert len(retries) == 1
         assert retries[0]["error_type"].endswith("LoadClientJobRetry")
         assert retries[0]["error"]
+
+
+SLOW_LOAD_SCRIPT = """
+import os, sys, time
+import dlt
+import runner_fsm
+from runner_fsm.exceptions import RunInterrupted
+
+work = sys.argv[1]
+mode = sys.argv[2]
+
+@dlt.destination(batch_size=0, name="slow_sink")
+def slow_sink(path, table):
+    if table["name"].startswith("_dlt"):
+        return
+    print("loading", table["name"], flush=True)
+    if mode == "slow":
+        time.sleep(1.5)
+    with open(os.path.join(work, "sink.txt"), "a") as out:
+        out.write(table["name"] + "\\n")
+
+@dlt.source
+def tables():
+    return [
+        dlt.resource([{"i": i} for i in range(10)], name=f"table_{n}")
+        for n in range(6)
+    ]
+
+pipeline = dlt.pipeline("slow_load", destination=slow_sink, pipelines_dir=os.path.join(work, "p"))
+policy = runner_fsm.backoff(max_attempts=3, multiplier=30, min=30, max=30)
+runner = runner_fsm.runner(pipeline, retry_policy=policy, journal_dir=os.path.join(work, "j"))
+try:
+    if mode == "resume":
+        runner.resume()
+    else:
+        runner.run(tables())
+except RunInterrupted as ex:
+    sys.exit(128 + ex.signal_code)
+"""
+
+
+class TestSignalDuringSlowLoad:
+    def test_sigterm_during_load_stops_run(self, tmp_path: Path) -> None:
+        """SIGTERM during a load: dlt drains its jobs, the runner stops, and a resume finishes."""
+        script = tmp_path / "slow_load.py"
+        script.write_text(SLOW_LOAD_SCRIPT)
+        env = dict(CHILD_ENV, LOAD__WORKERS="1")
+        run = subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path), "slow"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for_line(run, "loading")
+
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=120)
+        loaded_before = (tmp_path / "sink.txt").read_text().split()
+        records = journal_records(tmp_path / "j", "slow_load")
+        resumed = subprocess.run(
+            [sys.executable, str(script), str(tmp_path), "resume"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+        loaded_all = (tmp_path / "sink.txt").read_text().split()
+        interrupted = [r for r in records if r.get("event") == "interrupted"]
+        assert run.returncode == 143, stderr
+        assert len(interrupted) == 1
+        assert interrupted[0]["signal"] == signal.SIGTERM
+        assert not any(r.get("to") == "done" for r in records)
+        assert len(loaded_before) < 6
+        assert resumed.returncode == 0, resumed.stderr
+        assert sorted(loaded_all) == sorted(f"table_{n}" for n in range(6))
+
+    def test_sigterm_ends_wait_at_once(self, tmp_path: Path) -> None:
+        """SIGTERM during a 30 s wait between tries stops the run within seconds."""
+        script = tmp_path / "failing_load.py"
+        script.write_text(
+            SLOW_LOAD_SCRIPT.replace(
+                '    print("loading", table["name"], flush=True)',
+                '    print("loading", table["name"], flush=True)\n'
+                '    raise RuntimeError("the sink is down")',
+            )
+        )
+        env = dict(CHILD_ENV, LOAD__RAISE_ON_MAX_RETRIES="1")
+        run = subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path), "fast"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        journal = tmp_path / "j" / "slow_load.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if journal.exists() and '"to":"waiting"' in journal.read_text():
+                break
+            time.sleep(0.1)
+
+        started = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=60)
+        elapsed = time.monotonic() - started
+
+        records = journal_records(tmp_path / "j", "slow_load")
+        waits = [r for r in records if r.get("from") == "waiting"]
+        assert run.returncode == 143
+        assert elapsed < 10
+        assert waits == []
+        assert records[-1]["event"] == "interrupted"
+
+
+class TestUnreadableJournal:
+    def test_torn_middle_line_reported(
+        self, duckdb_pipeline: Callable[..., Any], journal_dir: Path, clock: Any, log_events: LogCapture
+    ) -> None:
+        """An unreadable line in the tail is reported with its place, and the run goes on."""
+        pipeline = duckdb_pipeline()
+        runner = runner_fsm.runner(pipeline, journal_dir=journal_dir, clock=clock)
+        runner.run(numbers())
+        path = journal_dir / f"{pipeline.pipeline_name}.jsonl"
+        lines = path.read_bytes().splitlines(keepends=True)
+        last_seq = len(lines)
+        lines.insert(2, b'{"v": 1, "seq": broken\n')
+        path.write_bytes(b"".join(lines))
+
+        runner.run(numbers())
+
+        reports = [e for e in log_events.entries if e["event"] == "journal_line_unreadable"]
+        assert len(reports) == 1
+        assert "seq 2" in reports[0]["line"]
+        assert journal_records_after(path, last_seq)[-1]["to"] == "done"
+
+
+def journal_records_after(path: Path, seq: int) -> list[dict[str, Any]]:
+    import orjson
+
+    records = []
+    for line in path.read_bytes().splitlines():
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if record["seq"] > seq:
+            records.append(record)
+    return records
