@@ -22,16 +22,29 @@ SOURCES = {
     "merge": """
         @dlt.resource(table_name="numbers", write_disposition="merge", primary_key="i")
         def numbers(count):
-            for i in range(count):
-                yield {"i": i, "square": i * i}
+            yield from rows(count)
     """,
     "incremental": """
         @dlt.resource(table_name="numbers", write_disposition="append")
         def numbers(count, cursor=dlt.sources.incremental("i", initial_value=-1)):
-            for i in range(count):
-                yield {"i": i, "square": i * i}
+            yield from rows(count)
     """,
 }
+# FAIL_ONCE_MARKER makes the first extract fail, so that a run reaches decide_retry and waiting;
+# KILL_INSIDE_EXTRACT kills the process halfway through the rows
+ROWS = """
+import os, signal
+
+def rows(count):
+    marker = os.environ.get("FAIL_ONCE_MARKER")
+    if marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("the source API failed once")
+    for i in range(count):
+        if i == count // 2 and os.environ.get("KILL_INSIDE_EXTRACT"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        yield {"i": i, "square": i * i}
+"""
 FIRST_COUNT = 40
 SECOND_COUNT = 45
 
@@ -48,11 +61,13 @@ KILL_POINTS = [
 ]
 
 
-def write_project(root: Path, kind: str, name: str, count: int) -> Path:
+def write_project(
+    root: Path, kind: str, name: str, count: int, clean_folder: bool = False
+) -> Path:
     (root / "sources").mkdir(parents=True, exist_ok=True)
     (root / "sources" / "__init__.py").write_text("")
     (root / "sources" / "numbers.py").write_text(
-        "import dlt\n" + textwrap.dedent(SOURCES[kind])
+        "import dlt\n" + ROWS + textwrap.dedent(SOURCES[kind])
     )
     project = root / "dlt.yml"
     project.write_text(
@@ -71,15 +86,19 @@ def write_project(root: Path, kind: str, name: str, count: int) -> Path:
                 dataset_name: data
                 run_config:
                   store_trace_info: true
-                  retry_policy: {{type: fixed, max_attempts: 3}}
+                  run_from_clean_folder: {str(clean_folder).lower()}
+                  retry_policy: {{type: backoff, max_attempts: 3, multiplier: 0.1, min: 0, max: 0.2}}
+                  retry_pipeline_steps: [extract, load]
             """
         )
     )
     return project
 
 
-def run_cli(command: str, project: Path, name: str, fault: str = "") -> subprocess.CompletedProcess[str]:
-    env = dict(CHILD_ENV)
+def run_cli(
+    command: str, project: Path, name: str, fault: str = "", **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    env = dict(CHILD_ENV, **extra_env)
     if fault:
         env["RUNNER_FSM_FAULT"] = fault
     return subprocess.run(
@@ -118,6 +137,77 @@ def test_kill_then_run_again(tmp_path: Path, unique_name: str, kind: str, point:
     assert [r["to"] for r in ends][-1] == "done"
     assert all(r["to"] == "done" for r in ends)
     assert len(ends) == len(run_ids)
+
+
+def check_finished(project: Path, name: str) -> None:
+    records = journal_records(project.parent / "_data" / "journal", name)
+    run_ids = list(dict.fromkeys(r["run_id"] for r in records))
+    ends = [r for r in records if r.get("to") in ("done", "failed")]
+    assert table_rows(project, name) == (SECOND_COUNT, SECOND_COUNT)
+    assert ends[-1]["to"] == "done"
+    assert len(ends) == len(run_ids)
+
+
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+@pytest.mark.parametrize("point", ["state:decide_retry", "state:waiting"])
+def test_kill_during_retry(tmp_path: Path, unique_name: str, kind: str, point: str) -> None:
+    """A run killed while it decides or waits to retry a failed extract is finished later."""
+    project = write_project(tmp_path / "project", kind, unique_name, FIRST_COUNT)
+    marker = str(tmp_path / "failed_once")
+
+    killed = run_cli("run", project, unique_name, fault=f"kill@{point}", FAIL_ONCE_MARKER=marker)
+    write_project(tmp_path / "project", kind, unique_name, SECOND_COUNT)
+    again = run_cli("run", project, unique_name)
+
+    assert killed.returncode == -signal.SIGKILL
+    assert again.returncode == 0, again.stderr
+    check_finished(project, unique_name)
+
+
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+def test_kill_inside_extract(tmp_path: Path, unique_name: str, kind: str) -> None:
+    """A run killed halfway through extracting its rows loads everything on the next run."""
+    project = write_project(tmp_path / "project", kind, unique_name, FIRST_COUNT)
+
+    killed = run_cli("run", project, unique_name, KILL_INSIDE_EXTRACT="1")
+    write_project(tmp_path / "project", kind, unique_name, SECOND_COUNT)
+    again = run_cli("run", project, unique_name)
+
+    assert killed.returncode == -signal.SIGKILL
+    assert again.returncode == 0, again.stderr
+    check_finished(project, unique_name)
+
+
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+def test_kill_while_finalizing(tmp_path: Path, unique_name: str, kind: str) -> None:
+    """A run killed while it loads an earlier run's package is finished by the run after it."""
+    project = write_project(tmp_path / "project", kind, unique_name, FIRST_COUNT)
+    first = run_cli("run", project, unique_name, fault="kill@step:normalize")
+
+    second = run_cli("run", project, unique_name, fault="kill@state:finalize_pending")
+    write_project(tmp_path / "project", kind, unique_name, SECOND_COUNT)
+    third = run_cli("run", project, unique_name)
+
+    assert first.returncode == -signal.SIGKILL
+    assert second.returncode == -signal.SIGKILL
+    assert third.returncode == 0, third.stderr
+    check_finished(project, unique_name)
+
+
+@pytest.mark.parametrize("kind", sorted(SOURCES))
+@pytest.mark.parametrize("point", ["state:clean_folder", "state:sync"])
+def test_kill_around_clean_folder(tmp_path: Path, unique_name: str, kind: str, point: str) -> None:
+    """With run_from_clean_folder, a kill while the folder is removed or synced loses nothing."""
+    project = write_project(tmp_path / "project", kind, unique_name, FIRST_COUNT)
+    run_cli("run", project, unique_name)
+    write_project(tmp_path / "project", kind, unique_name, SECOND_COUNT, clean_folder=True)
+
+    killed = run_cli("run", project, unique_name, fault=f"kill@{point}")
+    again = run_cli("run", project, unique_name)
+
+    assert killed.returncode == -signal.SIGKILL
+    assert again.returncode == 0, again.stderr
+    check_finished(project, unique_name)
 
 
 @pytest.mark.parametrize("point", ["step:normalize", "jobs:1", "state:store_trace"])
