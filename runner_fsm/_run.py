@@ -281,6 +281,9 @@ class Run:
         rows = self._row_counts(name, step_info, load_ids)
         if rows:
             record["rows"] = rows
+            record["rows_by_load_id"] = {
+                load_id: self.rows_by_load_id.get(load_id, {}) for load_id in load_ids
+            }
         if step_trace.step_exception:
             record["exception"] = {"message": self.scrubber.scrub(step_trace.step_exception)[:MAX_MESSAGE_CHARS]}
         elif name == "load":
@@ -385,15 +388,25 @@ class Run:
         return "cleaned"
 
     def pending_packages(self) -> list[dict[str, Any]]:
-        """Return the pending packages of the working folder with their state and size in bytes."""
+        """Return the pending packages of the working folder with their state and size in bytes.
+
+        A normalized package also lists its `started_jobs`: jobs that a killed run was loading.
+        Their rows may be in the destination already, so an `append` table can get them twice.
+        """
         pipeline = self.pipeline
         packages = []
         for load_id in pipeline.list_extracted_load_packages():
             info = pipeline.get_load_package_info(load_id)
-            packages.append({"load_id": load_id, "state": "extracted", "bytes": _package_size(info.package_path)})
+            size = _package_size(info.package_path)
+            packages.append({"load_id": load_id, "state": "extracted", "bytes": size})
         for load_id in pipeline.list_normalized_load_packages():
             info = pipeline.get_load_package_info(load_id)
-            packages.append({"load_id": load_id, "state": "normalized", "bytes": _package_size(info.package_path)})
+            size = _package_size(info.package_path)
+            started = sorted(job.job_file_info.job_id() for job in info.jobs.get("started_jobs", []))
+            package = {"load_id": load_id, "state": "normalized", "bytes": size}
+            if started:
+                package["started_jobs"] = started
+            packages.append(package)
         return packages
 
     def _terminally_failed(self) -> Optional[PendingPackageFailed]:
@@ -429,12 +442,15 @@ class Run:
         self._begin_try("finalize_pending")
         packages = self.pending_packages()
         self.payload["pending"] = packages
-        if self.tries["finalize_pending"] == 1:
+        if self.tries["finalize_pending"] == 1 or self.resumed is not None:
             self.log.warning(
                 "pending_packages_found",
                 load_ids=[p["load_id"] for p in packages],
                 bytes=[p["bytes"] for p in packages],
             )
+        interrupted_jobs = [job for p in packages for job in p.get("started_jobs", [])]
+        if interrupted_jobs:
+            self.log.warning("jobs_interrupted_mid_load", jobs=interrupted_jobs)
         try:
             failed = self._terminally_failed()
             if failed is not None and self.config.on_terminal_pending == "fail":
