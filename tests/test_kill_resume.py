@@ -67,36 +67,48 @@ KILL_POINTS = [
 
 
 def write_project(
-    root: Path, kind: str, name: str, count: int, clean_folder: bool = False
+    root: Path,
+    kind: str,
+    name: str,
+    count: int,
+    clean_folder: bool = False,
+    retry_extract: bool = True,
+    trace_bucket: Path | None = None,
 ) -> Path:
+    """Write a project whose pipeline `name` loads `count` rows of the `kind` source."""
     (root / "sources").mkdir(parents=True, exist_ok=True)
     (root / "sources" / "__init__.py").write_text("")
     (root / "sources" / "numbers.py").write_text(
         "import dlt\n" + ROWS + textwrap.dedent(SOURCES[kind])
     )
-    project = root / "dlt.yml"
-    project.write_text(
-        textwrap.dedent(
-            f"""
-            sources:
-              numbers:
-                type: sources.numbers.numbers
-                with_args: {{count: {count}}}
-            destinations:
-              warehouse: {{type: duckdb}}
-            pipelines:
-              {name}:
-                source: numbers
-                destination: warehouse
-                dataset_name: data
-                run_config:
-                  store_trace_info: true
-                  run_from_clean_folder: {str(clean_folder).lower()}
-                  retry_policy: {{type: backoff, max_attempts: 3, multiplier: 0.1, min: 0, max: 0.2}}
-                  retry_pipeline_steps: [extract, load]
-            """
-        )
+    steps = "[extract, load]" if retry_extract else "[load]"
+    trace_target = "traces" if trace_bucket is not None else "true"
+    text = textwrap.dedent(
+        f"""
+        sources:
+          numbers:
+            type: sources.numbers.numbers
+            with_args: {{count: {count}}}
+        destinations:
+          warehouse: {{type: duckdb}}
+          bucket: {{type: filesystem, bucket_url: "{(trace_bucket or root / 'unused').as_uri()}"}}
+        pipelines:
+          {name}:
+            source: numbers
+            destination: warehouse
+            dataset_name: data
+            run_config:
+              store_trace_info: {trace_target}
+              run_from_clean_folder: {str(clean_folder).lower()}
+              retry_policy: {{type: backoff, max_attempts: 3, multiplier: 0.1, min: 0, max: 0.2}}
+              retry_pipeline_steps: {steps}
+          traces:
+            destination: bucket
+            dataset_name: traces
+        """
     )
+    project = root / "dlt.yml"
+    project.write_text(text)
     return project
 
 
@@ -258,6 +270,44 @@ def test_kill_around_clean_folder(tmp_path: Path, unique_name: str, kind: str, p
     assert killed.returncode == -signal.SIGKILL
     assert again.returncode == 0, again.stderr
     check_finished(project, unique_name)
+
+
+@pytest.mark.parametrize("kind", EXACT_KINDS)
+def test_kill_while_replaying_traces(tmp_path: Path, unique_name: str, kind: str) -> None:
+    """A run killed while it replays spilled traces loses neither rows nor traces."""
+    bucket = tmp_path / "bucket"
+    bucket.write_text("a file where the bucket folder should be, so traces spill")
+    project = write_project(tmp_path / "project", kind, unique_name, FIRST_COUNT, trace_bucket=bucket)
+    spilled = run_cli("run", project, unique_name)
+    bucket.unlink()
+
+    killed = run_cli("run", project, unique_name, fault="kill@state:replay_traces")
+    write_project(tmp_path / "project", kind, unique_name, SECOND_COUNT, trace_bucket=bucket)
+    again = run_cli("run", project, unique_name)
+
+    trace_files = list((bucket / "traces" / f"{unique_name}_trace").glob("*"))
+    assert spilled.returncode == 0, spilled.stderr
+    assert killed.returncode == -signal.SIGKILL
+    assert again.returncode == 0, again.stderr
+    assert len(trace_files) >= 1
+    check_finished(project, unique_name)
+
+
+@pytest.mark.parametrize("kind", EXACT_KINDS)
+def test_kill_on_entering_failed(tmp_path: Path, unique_name: str, kind: str) -> None:
+    """A run killed right after it recorded `failed` has ended; the next run starts afresh."""
+    project = write_project(tmp_path / "project", kind, unique_name, FIRST_COUNT, retry_extract=False)
+    marker = str(tmp_path / "failed_once")
+
+    killed = run_cli("run", project, unique_name, fault="kill@state:failed", FAIL_ONCE_MARKER=marker)
+    write_project(tmp_path / "project", kind, unique_name, SECOND_COUNT, retry_extract=False)
+    again = run_cli("run", project, unique_name)
+
+    records = journal_records(project.parent / "_data" / "journal", unique_name)
+    assert killed.returncode == -signal.SIGKILL
+    assert again.returncode == 0, again.stderr
+    assert [r["to"] for r in records if r.get("to") in ("done", "failed")] == ["failed", "done"]
+    assert table_rows(project, unique_name) == (SECOND_COUNT, SECOND_COUNT)
 
 
 @pytest.mark.parametrize("point", ["step:normalize", "jobs:1", "state:store_trace"])
