@@ -2,8 +2,8 @@
 
 The lock is an exclusive `flock` on `<journal_dir>/<pipeline>.lock`, whose content is the holder's
 process id. The kernel releases the lock when the holder dies, however it dies, so a lock is never
-left stale. A clean release empties the file; a file that still names a process when the lock is
-taken therefore names a holder that died, and the new holder reports the takeover.
+left stale. A clean release empties the file. So a file that still names a process when the lock
+is taken names a holder that died, and the new holder reports the takeover.
 
 NOTE: flock works between processes of one machine. It does not protect a journal folder on a
 network file system shared by several machines.

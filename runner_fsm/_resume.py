@@ -12,7 +12,7 @@ from runner_fsm.journal import read_tail
 __all__ = ["Interrupted", "TAIL_RECORDS", "find_interrupted"]
 
 # Records read from the end of the journal to decide. A run's last records are enough: the last
-# transition says whether it ended, and the attempt numbers say how far it got.
+# transition shows whether it ended, and the attempt numbers show how far it got.
 TAIL_RECORDS = 256
 TERMINAL_STATES = ("done", "failed")
 
@@ -30,7 +30,7 @@ class Interrupted:
 
     @property
     def attempts(self) -> int:
-        """The most tries the run made of one operation, the crashed try included."""
+        """The maximum number of tries of one operation, the crashed try included."""
         return max(self.tries.values(), default=0)
 
 

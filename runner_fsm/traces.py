@@ -204,7 +204,7 @@ class TraceStore:
 
     def _drop_pending_packages(self) -> None:
         # NOTE: the trace pipeline's working folder is reset, which also removes its local
-        # schema; a trace pipeline is meant to hold traces only, so it keeps no other state.
+        # schema. A trace pipeline is meant for traces only, so it loses no other state.
         trace_pipeline = self.trace_pipeline
         try:
             if trace_pipeline.has_pending_data:
