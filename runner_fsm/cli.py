@@ -149,15 +149,28 @@ def _print_error(message: str, log_format: str) -> None:
         print(f"runner-fsm: error: {message}", file=sys.stderr)
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
+def _prepare(args: argparse.Namespace, held: list[Any]) -> tuple[Any, Any]:
+    from runner_fsm._lock import PipelineLock, lock_path
+    from runner_fsm._run import Run
     from runner_fsm._runner import Runner
     from runner_fsm.journal import check_journal_dir
+    from runner_fsm.machine import load_spec
     from runner_fsm.project import load_project
 
     project: Project = load_project(args.dlt_yml)
     run_config = project.run_config(args.pipeline)
-    pipeline = project.make_pipeline(args.pipeline)
+    load_spec(args.spec, model=Run)
+    source = None
+    if args.command == "run":
+        source = project.make_source(args.pipeline, limit=args.limit, resources=args.resources)
     journal_dir = args.journal_dir or project.data_dir / "journal"
+    # an unusable journal folder is a command line error, found before any work starts
+    check_journal_dir(journal_dir, args.pipeline)
+    # the lock is taken before dlt opens the working folder, which dlt may reset
+    lock = PipelineLock(lock_path(journal_dir, args.pipeline), args.pipeline)
+    lock.acquire()
+    held.append(lock)
+    pipeline = project.make_pipeline(args.pipeline)
     trace_target = run_config.store_trace_info
     if isinstance(trace_target, str) and not isinstance(trace_target, bool):
         trace_target = project.make_pipeline(trace_target)
@@ -171,11 +184,6 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Any]:
         journal_dir=journal_dir,
         spec_path=args.spec,
     )
-    source = None
-    if args.command == "run":
-        source = project.make_source(args.pipeline, limit=args.limit, resources=args.resources)
-    # an unusable journal folder is a command line error, found before any work starts
-    check_journal_dir(journal_dir, pipeline.pipeline_name)
     return runner, source
 
 
@@ -185,8 +193,9 @@ def _run_command(args: argparse.Namespace) -> int:
     from runner_fsm.exceptions import ConfigError, JournalError, PipelineLocked, SpecError
 
     runner: Any = None
+    held: list[Any] = []
     try:
-        runner, source = _prepare(args)
+        runner, source = _prepare(args, held)
         if args.command == "resume":
             _report_resume(runner.resume())
         else:
@@ -209,6 +218,9 @@ def _run_command(args: argparse.Namespace) -> int:
         message = scrubber.scrub(_first_line(ex))
         _print_error(f"the run of pipeline `{args.pipeline}` failed: {message}", args.log_format)
         return EXIT_FAILED
+    finally:
+        for lock in held:
+            lock.release()
     return EXIT_DONE
 
 

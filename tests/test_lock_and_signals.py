@@ -33,19 +33,46 @@ class TestPipelineLock:
     def test_second_runner_rejected(
         self, duckdb_pipeline: Callable[..., Any], journal_dir: Path, clock: Any
     ) -> None:
-        """A runner finds the lock of a live holder and raises, naming the holder's process."""
+        """A runner finds the lock held by a live process and raises, naming that process."""
         pipeline = duckdb_pipeline()
-        holder = PipelineLock(lock_path(journal_dir, pipeline.pipeline_name), pipeline.pipeline_name)
-        holder.acquire()
+        path = lock_path(journal_dir, pipeline.pipeline_name)
+        code = textwrap.dedent(
+            f"""
+            import time
+            from pathlib import Path
+            from runner_fsm._lock import PipelineLock
+            PipelineLock(Path({str(path)!r}), "x").acquire()
+            print("locked", flush=True)
+            time.sleep(120)
+            """
+        )
+        holder = subprocess.Popen([sys.executable, "-c", code], env=CHILD_ENV, stdout=subprocess.PIPE, text=True)
         try:
+            wait_for_line(holder, "locked")
             with pytest.raises(PipelineLocked) as raised:
                 runner_fsm.runner(pipeline, journal_dir=journal_dir, clock=clock).run(numbers())
         finally:
-            holder.release()
+            holder.kill()
+            holder.wait()
 
-        assert raised.value.holder_pid == os.getpid()
-        assert str(os.getpid()) in str(raised.value)
+        assert raised.value.holder_pid == holder.pid
+        assert str(holder.pid) in str(raised.value)
         assert not (journal_dir / f"{pipeline.pipeline_name}.jsonl").exists()
+
+    def test_lock_reentrant_in_process(self, tmp_path: Path) -> None:
+        """A process that holds the lock can take it again; the last release frees it."""
+        path = tmp_path / "p.lock"
+        outer = PipelineLock(path, "p")
+        inner = PipelineLock(path, "p")
+
+        outer.acquire()
+        inner.acquire()
+        inner.release()
+        still_held = path.read_text()
+        outer.release()
+
+        assert still_held == str(os.getpid())
+        assert path.read_text() == ""
 
     def test_dead_holder_taken_over(
         self, duckdb_pipeline: Callable[..., Any], journal_dir: Path, clock: Any, tmp_path: Path

@@ -1,4 +1,4 @@
-"""PostgreSQL faults: a killed loader connection, a server that is down, a rejected password, a lock race.
+"""PostgreSQL faults: a killed loader connection, a stopped server, a wrong password, a lock race.
 
 The tests that stop a server or check a password start a throwaway PostgreSQL cluster of their own
 (`initdb` and `pg_ctl` from PATH) on a free loopback port. PostgreSQL refuses to run as root, so
@@ -18,13 +18,16 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 import dlt
 import psycopg2
 import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 import runner_fsm
+from runner_fsm._lock import PipelineLock, lock_path
+from runner_fsm.exceptions import PipelineLocked
 from runner_fsm.journal import GENESIS_HASH, read_records, record_hash
 from tests.helpers import journal_records
 
@@ -49,7 +52,7 @@ def admin(postgres_dsn: str) -> Iterator[Any]:
 
 @pytest.fixture
 def dataset(admin: Any, unique_name: str) -> Iterator[str]:
-    """A dataset name of this test; the schema and its merge staging schema are dropped afterwards."""
+    """A dataset name of this test. Its schema and merge staging schema are dropped afterwards."""
     yield unique_name
     schemas = (unique_name, f"{unique_name}_staging")
     with admin.cursor() as cursor:
@@ -74,7 +77,7 @@ def count_rows(connection: Any, dataset: str, table: str) -> tuple[int, int]:
 # -- a throwaway cluster ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
+def find_free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -91,34 +94,24 @@ class Cluster:
         self.pg_ctl = shutil.which("pg_ctl")
         self.root = Path(tempfile.mkdtemp(prefix="runner_fsm_pg_"))
         self.data = self.root / "data"
-        self.port = free_port()
+        self.port = find_free_port()
         self.host_auth = host_auth
         self.as_user: list[str] = []
         if os.geteuid() == 0:
-            self._run_as_unprivileged_user()
+            shutil.chown(self.root, CLUSTER_USER, CLUSTER_USER)
+            self.as_user = [
+                "setpriv", f"--reuid={CLUSTER_USER}", f"--regid={CLUSTER_USER}", "--init-groups"
+            ]
 
-    def _run_as_unprivileged_user(self) -> None:
-        try:
-            pwd.getpwnam(CLUSTER_USER)
-        except KeyError:
-            pytest.fail(
-                f"PostgreSQL refuses to run as root, and the OS user `{CLUSTER_USER}` to run it"
-                " as does not exist"
-            )
-        shutil.chown(self.root, CLUSTER_USER, CLUSTER_USER)
-        self.as_user = [
-            "setpriv", f"--reuid={CLUSTER_USER}", f"--regid={CLUSTER_USER}", "--init-groups"
-        ]
-
-    def _call(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, RUNTIME__DLTHUB_TELEMETRY="false")
         return subprocess.run(
             self.as_user + list(args), cwd=self.root, env=env, capture_output=True, text=True,
             timeout=60,
         )
 
-    def _check(self, *args: str) -> None:
-        result = self._call(*args)
+    def _run_checked(self, *args: str) -> None:
+        result = self._run(*args)
         if result.returncode != 0:
             log = self.root / "server.log"
             server_log = log.read_text() if log.exists() else ""
@@ -126,7 +119,7 @@ class Cluster:
 
     def create(self) -> None:
         assert self.initdb is not None
-        self._check(
+        self._run_checked(
             self.initdb, "-D", str(self.data), "-U", "postgres", "-E", "UTF8", "--locale=C",
             "--no-sync", "--auth-local=trust", f"--auth-host={self.host_auth}",
         )
@@ -137,23 +130,23 @@ class Cluster:
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
             " -c shared_buffers=16MB -c max_connections=30"
         )
-        self._check(
+        self._run_checked(
             self.pg_ctl, "start", "-w", "-t", "30", "-D", str(self.data),
             "-l", str(self.root / "server.log"), "-o", options,
         )
 
     def stop(self, mode: str = "fast") -> None:
         assert self.pg_ctl is not None
-        self._check(self.pg_ctl, "stop", "-w", "-m", mode, "-D", str(self.data))
+        self._run_checked(self.pg_ctl, "stop", "-w", "-m", mode, "-D", str(self.data))
 
     def remove(self) -> None:
         """Stop the server if it runs, and remove the folder."""
         if self.pg_ctl is not None and (self.data / "postmaster.pid").exists():
-            self._call(self.pg_ctl, "stop", "-w", "-m", "immediate", "-D", str(self.data))
+            self._run(self.pg_ctl, "stop", "-w", "-m", "immediate", "-D", str(self.data))
         shutil.rmtree(self.root, ignore_errors=True)
 
     def connect(self) -> Any:
-        """Return an autocommit superuser connection through the Unix socket, where trust applies."""
+        """Return an autocommit superuser connection through the Unix socket (trust auth)."""
         connection = psycopg2.connect(
             host=str(self.root), port=self.port, user="postgres", dbname="postgres"
         )
@@ -169,6 +162,14 @@ def make_cluster(request: pytest.FixtureRequest, host_auth: str) -> Cluster:
         if os.environ.get("CI"):
             pytest.fail("initdb and pg_ctl must be on PATH in CI")
         pytest.skip("initdb or pg_ctl is not on PATH")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(CLUSTER_USER)
+        except KeyError:
+            pytest.fail(
+                f"PostgreSQL rejects running as root, and the OS user `{CLUSTER_USER}` to run it"
+                " as is missing"
+            )
     cluster = Cluster(host_auth)
     request.addfinalizer(cluster.remove)
     cluster.create()
@@ -240,8 +241,8 @@ class TestLoaderConnectionTerminated:
         clock: Any,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """A merge whose connection is terminated mid-load is retried and holds each key once."""
-        # dlt would retry the failed job inside the load step; this makes the step fail instead
+        """A merge whose connection is terminated mid-load is retried and contains each key once."""
+        # dlt retries a failed job inside the load step. This makes the step fail instead.
         monkeypatch.setenv("LOAD__RAISE_ON_MAX_RETRIES", "1")
         dsn = f"{postgres_dsn}?application_name={dataset}"
         pipeline = dlt.pipeline(
@@ -267,7 +268,10 @@ class TestLoaderConnectionTerminated:
         assert len(killer.terminated) == 1
         assert len(failures) == 1
         assert failures[0]["exception"]["step"] == "load"
-        assert "server closed the connection" in failures[0]["exception"]["message"]
+        assert any(
+            text in failures[0]["exception"]["message"]
+            for text in ("server closed the connection", "terminating connection")
+        )
         assert records[-1]["to"] == "done"
         assert records[-1]["summary"]["tries"]["attempt"] == 2
         assert count_rows(admin, dataset, "numbers") == (600, 600)
@@ -276,7 +280,7 @@ class TestLoaderConnectionTerminated:
 # -- 2. a server that is down for a few seconds ----------------------------------------------------
 
 
-def failed_tries(journal: Path) -> int:
+def count_failed_tries(journal: Path) -> int:
     """Count the failed tries in a journal that another thread may be writing."""
     if not journal.exists():
         return 0
@@ -296,14 +300,16 @@ class TestServerDown:
         pipeline.run(numbers(0, 10))
         cluster.stop()
         journal = journal_dir / f"{unique_name}.jsonl"
-        restarted: list[float] = []
+        restart_errors: list[BaseException] = []
 
         def restart_after_two_failures() -> None:
             deadline = time.monotonic() + 20
-            while failed_tries(journal) < 2 and time.monotonic() < deadline:
+            while count_failed_tries(journal) < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            cluster.start()
-            restarted.append(time.monotonic())
+            try:
+                cluster.start()
+            except BaseException as ex:  # noqa: BLE001 - reported by the test's asserts
+                restart_errors.append(ex)
 
         restarter = threading.Thread(target=restart_after_two_failures, daemon=True)
         policy = runner_fsm.backoff(max_attempts=6, multiplier=1, min=1, max=2)
@@ -327,13 +333,15 @@ class TestServerDown:
             rows = count_rows(connection, unique_name, "numbers")
         finally:
             connection.close()
+        assert restart_errors == []
         assert records[-1]["to"] == "done"
-        assert len(restarted) == 1
         assert len(failures) >= 2
         assert {f["exception"]["step"] for f in failures} <= {"sync", "load"}
-        assert all("Connection refused" in f["exception"]["message"] for f in failures)
-        assert [w["attempt"] for w in waits] == list(range(1, len(failures) + 1))
+        assert "Connection refused" in failures[0]["exception"]["message"]
+        assert "Connection refused" in failures[1]["exception"]["message"]
+        assert len(waits) == len(failures)
         assert [w["wait_s"] for w in waits] == expected_waits
+        assert all(r["completed"] for r in records if r.get("trigger") == "waited")
         assert elapsed >= sum(expected_waits)
         assert rows == (20, 20)
 
@@ -354,12 +362,13 @@ class TestWrongPassword:
                 cursor.execute(f"CREATE ROLE {user} LOGIN PASSWORD 'right_pw_0b8c4d71'")
         finally:
             connection.close()
+        destination = dlt.destinations.postgres(password_cluster.dsn(user, password))
         pipeline = dlt.pipeline(
-            unique_name, destination=dlt.destinations.postgres(password_cluster.dsn(user, password)),
-            dataset_name=unique_name, pipelines_dir=str(tmp_path / "pipelines"),
+            unique_name, destination=destination, dataset_name=unique_name,
+            pipelines_dir=str(tmp_path / "pipelines"),
         )
 
-        with pytest.raises(Exception) as raised:
+        with pytest.raises(PipelineStepFailed) as raised:
             runner_fsm.runner(
                 pipeline, retry_policy=runner_fsm.fixed(3), journal_dir=journal_dir, clock=clock
             ).run(numbers(0, 10))
@@ -379,7 +388,7 @@ class TestWrongPassword:
 # -- 4. three runners started at once --------------------------------------------------------------
 
 
-def write_gated_project(root: Path, name: str, dataset: str, rows: int, gate: Path) -> Path:
+def write_gated_project(root: Path, name: str, destination: str, rows: int, gate: Path) -> Path:
     """Write a project whose source stops halfway until the file `gate` exists."""
     (root / "sources").mkdir(parents=True)
     (root / "sources" / "__init__.py").write_text("")
@@ -414,12 +423,12 @@ def write_gated_project(root: Path, name: str, dataset: str, rows: int, gate: Pa
                 with_args: {{rows: {rows}, gate: "{gate}"}}
             destinations:
               warehouse:
-                type: postgres
+                type: {destination}
             pipelines:
               {name}:
                 source: gated
                 destination: warehouse
-                dataset_name: {dataset}
+                dataset_name: {name}
                 run_config:
                   retry_policy: {{type: fixed, max_attempts: 2}}
             """
@@ -428,16 +437,37 @@ def write_gated_project(root: Path, name: str, dataset: str, rows: int, gate: Pa
     return project
 
 
+def make_cli_environment(credentials: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESTINATION__")}
+    env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    if credentials is not None:
+        env["DESTINATION__WAREHOUSE__CREDENTIALS"] = credentials
+    return env
+
+
+def check_chain(journal: Path, pid: int) -> None:
+    """Check that `journal` contains one run of process `pid` with an unbroken hash chain."""
+    lines = list(read_records(journal))
+    records = [line.record for line in lines if line.record is not None]
+    assert [line.error for line in lines] == [None] * len(lines)
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert [r["prev"] for r in records] == [GENESIS_HASH] + [r["hash"] for r in records[:-1]]
+    assert [r["hash"] for r in records] == [record_hash(r) for r in records]
+    assert {r["run_id"] for r in records} == {records[0]["run_id"]}
+    assert records[0]["pid"] == pid
+    assert records[-1]["to"] == "done"
+
+
 class TestThreeRunners:
     def test_one_runs_two_exit_3(
         self, admin: Any, dataset: str, postgres_dsn: str, tmp_path: Path
     ) -> None:
         """Of three runners started together, one loads and two exit 3 naming its process."""
         gate = tmp_path / "gate"
-        project = write_gated_project(tmp_path / "project", dataset, dataset, 2000, gate)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DESTINATION__")}
-        env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
-        env["DESTINATION__WAREHOUSE__CREDENTIALS"] = postgres_dsn
+        project = write_gated_project(tmp_path / "project", dataset, "postgres", 2000, gate)
+        # NOTE: the working folder exists before the race, as after any earlier run. In a new
+        # folder the runners race inside dlt.pipeline() before the lock (see TestLockRaces).
+        dlt.pipeline(dataset, pipelines_dir=str(project.parent / "_data" / "pipelines"))
         command = [sys.executable, "-m", "runner_fsm.cli", "run", str(project), dataset]
         outputs = [tmp_path / f"stderr_{n}.txt" for n in range(3)]
 
@@ -446,18 +476,18 @@ class TestThreeRunners:
             with open(output, "w") as stderr:
                 runners.append(
                     subprocess.Popen(
-                        command, env=env, cwd=project.parent, stdout=subprocess.DEVNULL,
-                        stderr=stderr,
+                        command, env=make_cli_environment(postgres_dsn), cwd=project.parent,
+                        stdout=subprocess.DEVNULL, stderr=stderr,
                     )
                 )
         started = time.monotonic()
-        ended: dict[int, float] = {}
+        # the source waits at the gate, so a runner that ends before the gate opens was rejected
+        ended_at_gate: dict[int, float] = {}
         try:
-            deadline = started + 60
-            while len(ended) < 2 and time.monotonic() < deadline:
+            while len(ended_at_gate) < 2 and time.monotonic() < started + 60:
                 for process in runners:
-                    if process.pid not in ended and process.poll() is not None:
-                        ended[process.pid] = time.monotonic() - started
+                    if process.pid not in ended_at_gate and process.poll() is not None:
+                        ended_at_gate[process.pid] = time.monotonic() - started
                 time.sleep(0.05)
             gate.touch()
             for process in runners:
@@ -470,24 +500,84 @@ class TestThreeRunners:
                     process.wait()
 
         codes = [process.returncode for process in runners]
-        winner = runners[codes.index(0)] if 0 in codes else None
-        losers = [n for n, code in enumerate(codes) if code == 3]
         assert sorted(codes) == [0, 3, 3]
-        assert winner is not None
-        assert winner.pid not in ended
-        for n in losers:
-            assert ended[runners[n].pid] < 60
+        winner = runners[codes.index(0)]
+        for n in (n for n, code in enumerate(codes) if code == 3):
+            assert runners[n].pid in ended_at_gate
+            assert ended_at_gate[runners[n].pid] < 30
             assert f"process {winner.pid}" in outputs[n].read_text()
+        assert winner.pid not in ended_at_gate
         assert count_rows(admin, dataset, "numbers") == (2000, 2000)
-        self.check_chain(project.parent / "_data" / "journal" / f"{dataset}.jsonl", winner.pid)
+        check_chain(project.parent / "_data" / "journal" / f"{dataset}.jsonl", winner.pid)
 
-    def check_chain(self, journal: Path, pid: int) -> None:
-        lines = list(read_records(journal))
-        records = [line.record for line in lines]
-        assert all(record is not None for record in records)
-        assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
-        assert [r["prev"] for r in records] == [GENESIS_HASH] + [r["hash"] for r in records[:-1]]
-        assert [r["hash"] for r in records] == [record_hash(r) for r in records]
-        assert {r["run_id"] for r in records} == {records[0]["run_id"]}
-        assert records[0]["pid"] == pid
-        assert records[-1]["to"] == "done"
+
+# -- lock races that the three runners can hit -----------------------------------------------------
+
+
+LOCK_WON, LOCK_REJECTED_NAMED, LOCK_REJECTED_NAMELESS = 0, 3, 4
+
+
+def contend_for_lock(path: Path, start_at: float) -> int:
+    """Fork a process that takes the lock at monotonic time `start_at`; return its pid.
+
+    The process exits with LOCK_WON, LOCK_REJECTED_NAMED or LOCK_REJECTED_NAMELESS.
+    """
+    pid = os.fork()
+    if pid != 0:
+        return pid
+    code = LOCK_REJECTED_NAMELESS
+    try:
+        while time.monotonic() < start_at:
+            pass
+        try:
+            PipelineLock(path, "contended").acquire()
+            time.sleep(0.02)
+            code = LOCK_WON
+        except PipelineLocked as ex:
+            code = LOCK_REJECTED_NAMED if ex.holder_pid else LOCK_REJECTED_NAMELESS
+    finally:
+        os._exit(code)
+
+
+class TestLockRaces:
+    def test_rejected_runner_keeps_folder(self, tmp_path: Path, unique_name: str) -> None:
+        """A runner rejected by the lock leaves the holder's new working folder untouched."""
+        gate = tmp_path / "gate"
+        project = write_gated_project(tmp_path / "project", unique_name, "duckdb", 10, gate)
+        journal_dir = project.parent / "_data" / "journal"
+        holder = PipelineLock(lock_path(journal_dir, unique_name), unique_name)
+        holder.acquire()
+        # the holder plays a first run inside dlt.pipeline(), whose folder has no state.json yet
+        schemas = project.parent / "_data" / "pipelines" / unique_name / "schemas"
+        schemas.mkdir(parents=True)
+        (schemas / "holder.txt").write_text("written by the lock holder")
+
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "runner_fsm.cli", "run", str(project), unique_name],
+                env=make_cli_environment(None),
+                cwd=project.parent,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            holder.release()
+
+        assert result.returncode == 3, result.stderr
+        assert (schemas / "holder.txt").exists()
+
+    def test_rejection_names_holder(self, tmp_path: Path) -> None:
+        """Runners that take one lock at the same instant name the holder whenever rejected."""
+        outcomes: list[int] = []
+        deadline = time.monotonic() + 10
+
+        while LOCK_REJECTED_NAMELESS not in outcomes and time.monotonic() < deadline:
+            path = tmp_path / f"round_{len(outcomes)}.lock"
+            start_at = time.monotonic() + 0.05
+            pids = [contend_for_lock(path, start_at) for _ in range(3)]
+            for pid in pids:
+                outcomes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+
+        assert set(outcomes) <= {LOCK_WON, LOCK_REJECTED_NAMED, LOCK_REJECTED_NAMELESS}
+        assert outcomes.count(LOCK_REJECTED_NAMELESS) == 0

@@ -303,6 +303,8 @@ class TestSecretsKeptOut:
             stored = client.execute_sql(
                 f'SELECT * FROM "_trace_{unique_name}"."{unique_name}_trace"'
             )
+            for schema in (unique_name, f"_trace_{unique_name}"):
+                client.execute_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         captured = capfd.readouterr()
         assert password not in journal_text
         assert all(password not in text for text in spill_texts)
