@@ -1,10 +1,15 @@
 """Fault points for tests: kill the process with SIGKILL at a named point of a run.
 
-Set `RUNNER_FSM_FAULT` to `kill@state:<state>` (right after the journal records entering the
-state), `kill@step:<step>` (right after a dlt step such as `extract`, `normalize` or `load` ends
-and is journaled) or `kill@jobs:<n>` (inside the load step, when the n-th job of the run has
-finished). Add `#<k>` to fire on the k-th time the point is reached, for example
-`kill@state:attempt#2`. With the variable unset, nothing happens.
+Set `RUNNER_FSM_FAULT` to one of these points:
+
+- `kill@state:<state>`: right after the journal records entering the state;
+- `kill@step:<step>`: right after a dlt step such as `extract`, `normalize` or `load` ends and is
+  journaled;
+- `kill@inside:<step>`: at the first progress update of dlt inside the step, before it ends;
+- `kill@jobs:<n>`: inside the load step, when the n-th job of the run has finished.
+
+Add `#<k>` to fire on the k-th time the point is reached, for example `kill@state:attempt#2`.
+With the variable unset, nothing happens.
 """
 
 from __future__ import annotations
@@ -44,21 +49,22 @@ def fault_from_environment() -> Optional[FaultPoint]:
     action, _, point = text.partition("@")
     kind, _, rest = point.partition(":")
     name, _, occurrence = rest.partition("#")
-    if action != "kill" or kind not in ("state", "step", "jobs") or not name:
+    if action != "kill" or kind not in ("state", "step", "inside", "jobs") or not name:
         raise ValueError(
-            f"{FAULT_VARIABLE}={text!r} is invalid; write kill@state:<state>, kill@step:<step>"
-            " or kill@jobs:<n>, optionally followed by #<occurrence>."
+            f"{FAULT_VARIABLE}={text!r} is invalid; write kill@state:<state>, kill@step:<step>,"
+            " kill@inside:<step> or kill@jobs:<n>, optionally followed by #<occurrence>."
         )
     return FaultPoint(kind, name, int(occurrence) if occurrence else 1)
 
 
 def counting_collector(inner: Any, fault: FaultPoint) -> Any:
-    """Wrap dlt's progress collector `inner` so that finished load jobs reach `fault`."""
+    """Wrap dlt's progress collector `inner` so that its progress updates reach `fault`."""
     from dlt.common.runtime.collector_base import Collector
 
     class JobCountingCollector(Collector):
         def __init__(self) -> None:
             self.jobs = 0
+            self.label = ""
 
         def update(
             self,
@@ -70,12 +76,17 @@ def counting_collector(inner: Any, fault: FaultPoint) -> Any:
             label: Optional[str] = None,
         ) -> None:
             inner.update(name, inc, total, inc_total, message, label)
+            # dlt labels its steps "Extract ...", "Normalize ..." and "Load ..."
+            step = self.label.split(" ", 1)[0].lower()
+            if step:
+                fault.reached("inside", step)
             if name == "Jobs" and inc > 0:
                 for _ in range(inc):
                     self.jobs += 1
                     fault.reached("jobs", str(self.jobs))
 
         def _start(self, step: str) -> None:
+            self.label = step
             inner.step = step
             inner._start(step)
 

@@ -35,14 +35,25 @@ class Interrupted:
 
 
 def _describe_unreadable(lines: list[Any]) -> list[str]:
+    """Describe each unreadable line with its line number, counted from the sequence numbers.
+
+    A readable record's `seq` is its line number when no earlier line was unreadable, so the
+    number of an unreadable line is the last `seq` before it plus the unreadable lines since.
+    """
     reports = []
     last_seq: Optional[int] = None
+    unreadable_since = 0
     for line in lines:
         if line.record is not None:
             last_seq = line.record.get("seq", last_seq)
+            unreadable_since = 0
             continue
-        where = f"the line after seq {last_seq}" if last_seq is not None else "a line"
-        reports.append(f"{where} ({-line.number} from the end): {line.error}")
+        unreadable_since += 1
+        if last_seq is not None:
+            where = f"line {last_seq + unreadable_since}"
+        else:
+            where = f"line {-line.number} from the end"
+        reports.append(f"{where}: {line.error}")
     return reports
 
 

@@ -119,7 +119,7 @@ class Run:
         bind_machine(spec, self, after_state_change="record_transition")
         listen_to_steps(self.pipeline, self._on_step_end, self.operation_traces.append)
         original_collector = self.pipeline.collector
-        if self.fault is not None and self.fault.kind == "jobs":
+        if self.fault is not None and self.fault.kind in ("jobs", "inside"):
             self.pipeline.collector = counting_collector(original_collector, self.fault)
         # dlt logs failed jobs with their exception text, which may hold a secret
         dlt_logger = logging.getLogger("dlt")

@@ -57,8 +57,11 @@ SECOND_COUNT = 45
 KILL_POINTS = [
     "state:sync",
     "state:attempt",
+    "inside:extract",
     "step:extract",
+    "inside:normalize",
     "step:normalize",
+    "inside:load",
     "jobs:1",
     "step:load",
     "state:store_trace",
