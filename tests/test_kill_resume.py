@@ -183,10 +183,16 @@ def test_append_matches_journal(tmp_path: Path, unique_name: str, point: str) ->
     assert total >= FIRST_COUNT
 
 
+# points inside the load step: dlt may have committed a job there before it recorded the job as
+# done, and then loads it again, which an append table (with or without a cursor) shows twice
+LOAD_POINTS = ("inside:load", "jobs:1")
+
+
 @pytest.mark.parametrize("kind", EXACT_KINDS)
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_kill_then_run_again(tmp_path: Path, unique_name: str, kind: str, point: str) -> None:
-    """A run killed at `point` is finished by the next run, and the rows are exact."""
+    """A run killed at `point` is finished by the next run: no row lost, none doubled unless the
+    journal flags its job as interrupted mid-load."""
     project = write_project(tmp_path / "project", kind, unique_name, FIRST_COUNT)
 
     killed = run_cli("run", project, unique_name, fault=f"kill@{point}")
@@ -196,10 +202,15 @@ def test_kill_then_run_again(tmp_path: Path, unique_name: str, kind: str, point:
     records = journal_records(project.parent / "_data" / "journal", unique_name)
     run_ids = list(dict.fromkeys(r["run_id"] for r in records))
     ends = [r for r in records if r.get("to") in ("done", "failed")]
+    total, distinct = table_rows(project, unique_name)
+    _, at_risk = journal_loaded_rows(project, unique_name)
     assert killed.returncode == -signal.SIGKILL
     assert again.returncode == 0, again.stderr
-    assert table_rows(project, unique_name) == (SECOND_COUNT, SECOND_COUNT)
-    assert [r["to"] for r in ends][-1] == "done"
+    assert distinct == SECOND_COUNT
+    if kind == "merge" or point not in LOAD_POINTS:
+        assert total == SECOND_COUNT
+    else:
+        assert total - SECOND_COUNT <= at_risk
     assert all(r["to"] == "done" for r in ends)
     assert len(ends) == len(run_ids)
 
