@@ -472,11 +472,73 @@ class Run:
             pipeline.normalize()
         if not pipeline.list_normalized_load_packages():
             return None
+        self._reload_interrupted_tables()
         return pipeline.load(
             destination=self.kwargs.get("destination"),
             dataset_name=self.kwargs.get("dataset_name"),  # type: ignore[arg-type]
             credentials=self.kwargs.get("credentials"),
         )
+
+    def _reload_interrupted_tables(self) -> None:
+        """Make a package that a killed run was loading safe to load again in `append` tables.
+
+        A job that the killed run was loading may be committed at the destination without dlt
+        having recorded it, and dlt then loads it again: an `append` table would hold its rows
+        twice. For each such table, the rows of the package are deleted at the destination and all
+        of the table's jobs in the package are loaded again.
+        NOTE: this needs an SQL destination. Elsewhere (filesystem, a custom destination) the
+        jobs are loaded again as dlt does, and `append` tables may get their rows twice.
+        """
+        from dlt.common.schema.typing import C_DLT_LOAD_ID
+        from dlt.common.storages.load_package import ParsedLoadJobFileName
+
+        pipeline = self.pipeline
+        # NOTE: dlt has no public call to send completed jobs back to new_jobs
+        packages = pipeline._get_load_storage().normalized_packages
+        for load_id in pipeline.list_normalized_load_packages():
+            unrecorded = [
+                job_file
+                for job_file, folder in pipeline.list_pending_retry_jobs_in_package(load_id)
+                if folder == "started_jobs"
+            ]
+            if not unrecorded:
+                continue
+            info = pipeline.get_load_package_info(load_id)
+            tables = {ParsedLoadJobFileName.parse(job).table_name for job in unrecorded}
+            for table in sorted(tables):
+                schema_table = info.schema.tables.get(table, {})
+                if table.startswith("_dlt") or schema_table.get("write_disposition") != "append":
+                    continue
+                column = info.schema.naming.normalize_identifier(C_DLT_LOAD_ID)
+                if not self._delete_package_rows(table, column, load_id):
+                    continue
+                for folder in ("completed_jobs", "started_jobs"):
+                    for job in info.jobs.get(folder, []):
+                        if job.job_file_info.table_name != table:
+                            continue
+                        name = job.job_file_info.file_name()
+                        packages.clear_pending_transition(load_id, name)
+                        packages._move_job(load_id, folder, "new_jobs", name)
+                self.payload.setdefault("reloaded_tables", []).append(
+                    {"load_id": load_id, "table": table}
+                )
+                self.log.warning("table_reloaded_after_kill", load_id=load_id, table=table)
+
+    def _delete_package_rows(self, table: str, column: str, load_id: str) -> bool:
+        try:
+            with self.pipeline.sql_client() as client:
+                if not client.has_dataset():
+                    return True
+                qualified = client.make_qualified_table_name(table)
+                quoted = client.escape_column_name(column)
+                client.execute_sql(f"DELETE FROM {qualified} WHERE {quoted} = %s", load_id)
+        except Exception as ex:  # noqa: BLE001 - no SQL client or no table: nothing to delete
+            message = _first_line(self.scrubber.scrub(str(ex)))
+            if "does not exist" in message or "not found" in message.lower():
+                return True
+            self.log.warning("table_not_reloaded", table=table, load_id=load_id, error=message)
+            return False
+        return True
 
     def _abort_pending(self, failed: PendingPackageFailed) -> None:
         """Abort the pending packages with dlt, which restores the state they started from."""

@@ -141,20 +141,12 @@ def table_rows(project: Path, name: str) -> tuple[int, int]:
 EXACT_KINDS = ["incremental", "merge"]
 
 
-def journal_loaded_rows(project: Path, name: str) -> tuple[int, int]:
-    """Return the rows of `numbers` that the journal records as loaded, and those at risk.
-
-    Rows at risk belong to jobs that a killed run was loading: dlt may have committed them
-    before it recorded the job as done, and then loads them again.
-    """
+def journal_loaded_rows(project: Path, name: str) -> int:
+    """Return the rows of `numbers` in the packages that the journal records as loaded."""
     records = journal_records(project.parent / "_data" / "journal", name)
     rows_by_package: dict[str, int] = {}
     loaded: set[str] = set()
-    at_risk: set[str] = set()
     for record in records:
-        for package in record.get("pending") or []:
-            if any(job.startswith("numbers.") for job in package.get("started_jobs", [])):
-                at_risk.add(package["load_id"])
         if record.get("event") != "step_ended":
             continue
         if record["step"] == "normalize":
@@ -162,37 +154,29 @@ def journal_loaded_rows(project: Path, name: str) -> tuple[int, int]:
                 rows_by_package[load_id] = rows.get("numbers", 0)
         if record["step"] == "load" and "exception" not in record:
             loaded.update(record.get("load_ids", []))
-    total = sum(rows_by_package[load_id] for load_id in loaded)
-    return total, sum(rows_by_package[load_id] for load_id in at_risk & loaded)
+    return sum(rows_by_package[load_id] for load_id in loaded)
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_append_matches_journal(tmp_path: Path, unique_name: str, point: str) -> None:
-    """For append, the table holds the rows the journal records as loaded, plus at most the
-    rows of jobs that the journal flags as interrupted mid-load."""
+    """For append, the table holds exactly the rows that the journal records as loaded."""
     project = write_project(tmp_path / "project", "append", unique_name, FIRST_COUNT)
 
     killed = run_cli("run", project, unique_name, fault=f"kill@{point}")
     again = run_cli("run", project, unique_name)
 
     total, _ = table_rows(project, unique_name)
-    loaded, at_risk = journal_loaded_rows(project, unique_name)
+    loaded = journal_loaded_rows(project, unique_name)
     assert killed.returncode == -signal.SIGKILL
     assert again.returncode == 0, again.stderr
-    assert loaded <= total <= loaded + at_risk
+    assert total == loaded
     assert total >= FIRST_COUNT
-
-
-# points inside the load step: dlt may have committed a job there before it recorded the job as
-# done, and then loads it again, which an append table (with or without a cursor) shows twice
-LOAD_POINTS = ("inside:load", "jobs:1")
 
 
 @pytest.mark.parametrize("kind", EXACT_KINDS)
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_kill_then_run_again(tmp_path: Path, unique_name: str, kind: str, point: str) -> None:
-    """A run killed at `point` is finished by the next run: no row lost, none doubled unless the
-    journal flags its job as interrupted mid-load."""
+    """A run killed at `point` is finished by the next run: no row lost, none doubled."""
     project = write_project(tmp_path / "project", kind, unique_name, FIRST_COUNT)
 
     killed = run_cli("run", project, unique_name, fault=f"kill@{point}")
@@ -203,14 +187,10 @@ def test_kill_then_run_again(tmp_path: Path, unique_name: str, kind: str, point:
     run_ids = list(dict.fromkeys(r["run_id"] for r in records))
     ends = [r for r in records if r.get("to") in ("done", "failed")]
     total, distinct = table_rows(project, unique_name)
-    _, at_risk = journal_loaded_rows(project, unique_name)
     assert killed.returncode == -signal.SIGKILL
     assert again.returncode == 0, again.stderr
     assert distinct == SECOND_COUNT
-    if kind == "merge" or point not in LOAD_POINTS:
-        assert total == SECOND_COUNT
-    else:
-        assert total - SECOND_COUNT <= at_risk
+    assert total == SECOND_COUNT
     assert all(r["to"] == "done" for r in ends)
     assert len(ends) == len(run_ids)
 
