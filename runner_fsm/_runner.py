@@ -159,7 +159,9 @@ class Runner:
     def _exclusive(self) -> Iterator[None]:
         name = self.pipeline.pipeline_name
         lock = PipelineLock(lock_path(self.journal_dir, name), name)
-        self.lock_taken_from = lock.acquire()
+        taken_from = lock.acquire()
+        if taken_from is not None:
+            self.lock_taken_from = taken_from
         self.stop = StopRequest()
         try:
             with watch_signals(self.stop):

@@ -168,7 +168,7 @@ def _prepare(args: argparse.Namespace, held: list[Any]) -> tuple[Any, Any]:
     check_journal_dir(journal_dir, args.pipeline)
     # the lock is taken before dlt opens the working folder, which dlt may reset
     lock = PipelineLock(lock_path(journal_dir, args.pipeline), args.pipeline)
-    lock.acquire()
+    taken_from = lock.acquire()
     held.append(lock)
     pipeline = project.make_pipeline(args.pipeline)
     trace_target = run_config.store_trace_info
@@ -184,6 +184,8 @@ def _prepare(args: argparse.Namespace, held: list[Any]) -> tuple[Any, Any]:
         journal_dir=journal_dir,
         spec_path=args.spec,
     )
+    # the run journals a takeover of a dead holder's lock, which the CLI took on its behalf
+    runner.lock_taken_from = taken_from
     return runner, source
 
 

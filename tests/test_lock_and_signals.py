@@ -188,6 +188,35 @@ class TestCliLockAndSignals:
         assert second.returncode == 3
         assert str(first.pid) in second.stderr
 
+    def test_cli_journals_lock_takeover(self, tmp_path: Path, unique_name: str) -> None:
+        """`runner-fsm run` after a holder was killed journals that it took the lock over."""
+        project = write_project(tmp_path / "project", unique_name, rows=5, delay_s=0)
+        path = lock_path(project.parent / "_data" / "journal", unique_name)
+        code = textwrap.dedent(
+            f"""
+            import os, signal
+            from pathlib import Path
+            from runner_fsm._lock import PipelineLock
+            PipelineLock(Path({str(path)!r}), "x").acquire()
+            os.kill(os.getpid(), signal.SIGKILL)
+            """
+        )
+        subprocess.run([sys.executable, "-c", code], env=CHILD_ENV, timeout=60)
+
+        result = subprocess.run(
+            [sys.executable, "-m", "runner_fsm.cli", "run", str(project), unique_name],
+            env=CHILD_ENV,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+        records = journal_records(project.parent / "_data" / "journal", unique_name)
+        takeovers = [r for r in records if r.get("event") == "lock_taken_over"]
+        assert result.returncode == 0, result.stderr
+        assert len(takeovers) == 1
+        assert path.read_text() == ""
+
     @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
     def test_signal_during_extract(
         self, tmp_path: Path, unique_name: str, signum: int, code: int
