@@ -82,6 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
         " the source. `run` does the same before it runs the source.",
     )
     _add_common_options(resume)
+    spec = commands.add_parser(
+        "spec",
+        help="draw the run machine as a Mermaid or Graphviz diagram",
+        description="Print the states and transitions of the run machine, read from its spec.",
+    )
+    spec.add_argument(
+        "--format",
+        choices=("mermaid", "dot"),
+        default="mermaid",
+        help="Mermaid stateDiagram-v2 (the default) or Graphviz dot",
+    )
+    spec.add_argument(
+        "--spec",
+        type=Path,
+        help="machine spec (YAML) to draw instead of the one shipped with runner-fsm",
+        metavar="PATH",
+    )
     return parser
 
 
@@ -114,6 +131,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as ex:
         return int(ex.code or 0)
+    if args.command == "spec":
+        return _spec_command(args)
     from runner_fsm.logs import configure_logging
 
     if args.log_format == "json":
@@ -223,6 +242,20 @@ def _run_command(args: argparse.Namespace) -> int:
     finally:
         for lock in held:
             lock.release()
+    return EXIT_DONE
+
+
+def _spec_command(args: argparse.Namespace) -> int:
+    from runner_fsm.diagram import render
+    from runner_fsm.exceptions import SpecError
+    from runner_fsm.machine import load_spec
+
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as ex:
+        print(f"runner-fsm: error: {ex}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(render(spec, args.format))
     return EXIT_DONE
 
 
