@@ -82,6 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
         " the source. `run` does the same before it runs the source.",
     )
     _add_common_options(resume)
+    journal = commands.add_parser(
+        "journal",
+        help="audit a journal",
+        description="Audit the journal of a pipeline.",
+    )
+    journal_commands = journal.add_subparsers(dest="journal_command", required=True, metavar="COMMAND")
+    verify = journal_commands.add_parser(
+        "verify",
+        help="check the sequence numbers and the hash chain of a journal",
+        description="Check every record of a journal: its sequence number, its link to the record"
+        " before it and its hash. Names the first broken line and exits with 1.",
+    )
+    verify.add_argument(
+        "target",
+        metavar="DLT_YML_OR_JOURNAL",
+        help="a journal file (.jsonl), or a project file (dlt.yml) followed by PIPELINE",
+    )
+    verify.add_argument("pipeline", metavar="PIPELINE", nargs="?", help="name of a pipeline in DLT_YML")
+    verify.add_argument(
+        "--journal-dir",
+        type=Path,
+        help="folder of the journal files (default: _data/journal beside DLT_YML)",
+    )
     spec = commands.add_parser(
         "spec",
         help="draw the run machine as a Mermaid or Graphviz diagram",
@@ -133,6 +156,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(ex.code or 0)
     if args.command == "spec":
         return _spec_command(args)
+    if args.command == "journal":
+        return _verify_command(args)
     from runner_fsm.logs import configure_logging
 
     if args.log_format == "json":
@@ -256,6 +281,44 @@ def _spec_command(args: argparse.Namespace) -> int:
         print(f"runner-fsm: error: {ex}", file=sys.stderr)
         return EXIT_USAGE
     sys.stdout.write(render(spec, args.format))
+    return EXIT_DONE
+
+
+def _journal_file(args: argparse.Namespace) -> Path:
+    from runner_fsm.exceptions import ConfigError
+    from runner_fsm.journal import journal_path
+
+    target = Path(args.target)
+    if target.suffix == ".jsonl" or (target.is_file() and args.pipeline is None):
+        return target
+    if args.pipeline is None:
+        raise ConfigError(
+            f"`{target}` is not a journal file (.jsonl), so name the pipeline after the project"
+            " file: runner-fsm journal verify dlt.yml PIPELINE."
+        )
+    journal_dir = args.journal_dir or target.absolute().parent / "_data" / "journal"
+    return journal_path(journal_dir, args.pipeline)
+
+
+def _verify_command(args: argparse.Namespace) -> int:
+    from runner_fsm.audit import verify_journal
+    from runner_fsm.exceptions import ConfigError
+
+    try:
+        path = _journal_file(args)
+    except ConfigError as ex:
+        print(f"runner-fsm: error: {ex}", file=sys.stderr)
+        return EXIT_USAGE
+    if not path.is_file():
+        print(f"runner-fsm: error: the journal `{path}` does not exist.", file=sys.stderr)
+        return EXIT_USAGE
+    result = verify_journal(path)
+    for skipped in result.skipped:
+        print(f"skipped an unreadable line, as a torn write leaves it: {skipped}", file=sys.stderr)
+    if not result.ok:
+        print(f"{path}:{result.problem_line}: {result.problem}")
+        return EXIT_FAILED
+    print(f"{path}: valid, {result.records} records of {result.runs} runs")
     return EXIT_DONE
 
 

@@ -1,0 +1,112 @@
+"""`runner-fsm journal verify`: the sequence and the hash chain of real journals."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+
+from runner_fsm.audit import verify_journal
+from runner_fsm.cli import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "journal_examples"
+EXAMPLE_FILES = sorted(EXAMPLES.glob("*.jsonl"))
+
+
+def copy_example(tmp_path: Path) -> tuple[Path, list[bytes]]:
+    path = tmp_path / "journal.jsonl"
+    shutil.copy(EXAMPLES / "killed_and_resumed.jsonl", path)
+    return path, path.read_bytes().splitlines(keepends=True)
+
+
+def edit_field(lines: list[bytes]) -> list[bytes]:
+    record = orjson.loads(lines[3])
+    record["attempt"] = 7
+    return lines[:3] + [orjson.dumps(record) + b"\n"] + lines[4:]
+
+
+def remove_line(lines: list[bytes]) -> list[bytes]:
+    return lines[:3] + lines[4:]
+
+
+def swap_lines(lines: list[bytes]) -> list[bytes]:
+    return lines[:3] + [lines[4], lines[3]] + lines[5:]
+
+
+class TestVerifyJournal:
+    @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.name for p in EXAMPLE_FILES])
+    def test_examples_are_valid(self, path: Path) -> None:
+        """Every committed example journal verifies."""
+        result = verify_journal(path)
+
+        assert result.ok, result.problem
+        assert result.records == len(path.read_bytes().splitlines())
+
+    @pytest.mark.parametrize(
+        "change, reason",
+        [
+            (edit_field, "the record was edited"),
+            (remove_line, "missing or out of order"),
+            (swap_lines, "missing or out of order"),
+        ],
+    )
+    def test_broken_line_named(self, tmp_path: Path, change: object, reason: str) -> None:
+        """An edited, removed or reordered record is reported at line 4."""
+        path, lines = copy_example(tmp_path)
+        path.write_bytes(b"".join(change(lines)))  # type: ignore[operator]
+
+        result = verify_journal(path)
+
+        assert not result.ok
+        assert result.problem_line == 4
+        assert reason in str(result.problem)
+
+    def test_torn_line_skipped(self, tmp_path: Path) -> None:
+        """A torn line that the chain goes on past is skipped, not a failure."""
+        path, lines = copy_example(tmp_path)
+        path.write_bytes(b"".join(lines[:5] + [b'{"v": 1, "seq": 6, "ts\n'] + lines[5:]))
+
+        result = verify_journal(path)
+
+        assert result.ok, result.problem
+        assert len(result.skipped) == 1
+        assert result.skipped[0].startswith("line 6:")
+
+
+class TestVerifyCommand:
+    def test_valid_journal_exits_0(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A valid journal file exits 0 and says how many records it checked."""
+        code = main(["journal", "verify", str(EXAMPLES / "nycflights_demo.jsonl")])
+
+        assert code == 0
+        assert "valid, 14 records of 2 runs" in capsys.readouterr().out
+
+    def test_broken_journal_exits_1(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A broken journal exits 1 and names the file and the line."""
+        path, lines = copy_example(tmp_path)
+        path.write_bytes(b"".join(remove_line(lines)))
+
+        code = main(["journal", "verify", str(path)])
+
+        assert code == 1
+        assert f"{path}:4:" in capsys.readouterr().out
+
+    def test_project_and_pipeline(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """DLT_YML PIPELINE finds the journal in _data/journal beside the project file."""
+        (tmp_path / "_data" / "journal").mkdir(parents=True)
+        shutil.copy(EXAMPLES / "nycflights_demo.jsonl", tmp_path / "_data" / "journal" / "flights.jsonl")
+        (tmp_path / "dlt.yml").write_text("pipelines: {}\n")
+
+        code = main(["journal", "verify", str(tmp_path / "dlt.yml"), "flights"])
+
+        assert code == 0
+        assert "valid" in capsys.readouterr().out
+
+    def test_missing_journal_exits_2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A journal that does not exist exits 2 and names the path."""
+        code = main(["journal", "verify", str(tmp_path / "none.jsonl")])
+
+        assert code == 2
+        assert "none.jsonl" in capsys.readouterr().err
