@@ -13,7 +13,7 @@ __all__ = ["VerifyResult", "verify_journal"]
 
 @dataclass
 class VerifyResult:
-    """What `verify_journal` found: the first problem, if any, and the torn lines it skipped."""
+    """The outcome of `verify_journal`: the first problem, if any, and the torn lines skipped."""
 
     records: int = 0
     runs: int = 0
@@ -30,9 +30,9 @@ def verify_journal(path: os.PathLike[str] | str) -> VerifyResult:
     """Check every record of the journal at `path` and stop at the first broken one.
 
     A record must have the next sequence number, its `prev` must be the `hash` of the record
-    before it, and its `hash` must match its content. An unreadable line that the chain goes
-    on past, as a torn write leaves it, is skipped and listed; any other problem is reported
-    with its line number.
+    before it, and its `hash` must match its content. A torn write leaves an unreadable line
+    that the chain goes on past: such a line is skipped and listed. Any other problem is
+    reported with its line number.
     """
     result = VerifyResult()
     expected_seq, expected_prev = 1, GENESIS_HASH

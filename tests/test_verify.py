@@ -77,7 +77,7 @@ class TestVerifyJournal:
 
 class TestVerifyCommand:
     def test_valid_journal_exits_0(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """A valid journal file exits 0 and says how many records it checked."""
+        """A valid journal file exits 0 and prints how many records it checked."""
         code = main(["journal", "verify", str(EXAMPLES / "nycflights_demo.jsonl")])
 
         assert code == 0
