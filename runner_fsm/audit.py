@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from runner_fsm.journal import GENESIS_HASH, read_records, record_hash
 
-__all__ = ["VerifyResult", "verify_journal"]
+__all__ = [
+    "RunSummary",
+    "VerifyResult",
+    "describe_record",
+    "run_records",
+    "summarize_runs",
+    "verify_journal",
+]
 
 
 @dataclass
@@ -68,3 +75,99 @@ def _check(record: dict[str, object], expected_seq: int, expected_prev: str) -> 
     if record.get("hash") != record_hash(record):
         return "`hash` does not match the record's content: the record was edited"
     return None
+
+
+@dataclass
+class RunSummary:
+    """One run of a journal: its id, start, end, final state, tries, rows loaded and duration."""
+
+    run_id: str
+    started: str
+    ended: Optional[str] = None
+    state: str = "interrupted"
+    attempts: int = 0
+    rows: int = 0
+    duration_s: Optional[float] = None
+
+
+def summarize_runs(path: os.PathLike[str] | str) -> list[RunSummary]:
+    """Return one summary per run of the journal at `path`, in the order the runs started.
+
+    A run without a `done` or `failed` record is `interrupted`. A resumed run keeps its id, so
+    its summary covers the interrupted part and the part that finished it. Rows loaded are the
+    rows of the packages whose load step ended without error in the run, counted from the
+    normalize records of those packages (tables of dlt itself left out).
+    """
+    runs: dict[str, RunSummary] = {}
+    rows_by_package: dict[str, int] = {}
+    loaded_by_run: dict[str, set[str]] = {}
+    for line in read_records(path):
+        record = line.record
+        if record is None or "run_id" not in record:
+            continue
+        run_id = str(record["run_id"])
+        summary = runs.setdefault(run_id, RunSummary(run_id, str(record.get("ts", ""))))
+        if isinstance(record.get("attempt"), int):
+            summary.attempts = max(summary.attempts, record["attempt"])
+        if record.get("to") in ("done", "failed"):
+            summary.state = str(record["to"])
+            summary.ended = str(record.get("ts", ""))
+            summary.duration_s = (record.get("summary") or {}).get("duration_s")
+        elif record.get("event") == "interrupted":
+            summary.state = "interrupted"
+        elif record.get("event") == "step_ended":
+            _count_step(record, run_id, rows_by_package, loaded_by_run)
+    for run_id, summary in runs.items():
+        loaded = loaded_by_run.get(run_id, set())
+        summary.rows = sum(rows_by_package.get(load_id, 0) for load_id in loaded)
+    return list(runs.values())
+
+
+def _count_step(
+    record: dict[str, Any],
+    run_id: str,
+    rows_by_package: dict[str, int],
+    loaded_by_run: dict[str, set[str]],
+) -> None:
+    if record.get("step") == "normalize":
+        for load_id, rows in (record.get("rows_by_load_id") or {}).items():
+            rows_by_package[load_id] = sum(
+                count for table, count in rows.items() if not str(table).startswith("_dlt")
+            )
+    if record.get("step") == "load" and not record.get("exception"):
+        loaded_by_run.setdefault(run_id, set()).update(record.get("load_ids") or [])
+
+
+def run_records(path: os.PathLike[str] | str, run_id: Optional[str] = None) -> list[dict[str, Any]]:
+    """Return the records of run `run_id` (default: the last run) of the journal at `path`."""
+    records = [line.record for line in read_records(path) if line.record is not None]
+    if run_id is None and records:
+        run_id = str(records[-1].get("run_id"))
+    return [r for r in records if r.get("run_id") == run_id]
+
+
+def describe_record(record: dict[str, Any]) -> str:
+    """Return one readable line for a journal record."""
+    head = f"{record.get('seq', '?'):>5} {str(record.get('ts', ''))[:23]:<23}"
+    if record.get("kind") == "transition":
+        text = f"{record.get('from')} -> {record.get('to')} ({record.get('trigger')})"
+        details = []
+        if record.get("attempt"):
+            details.append(f"{record.get('operation')} try {record['attempt']}")
+        if "wait_s" in record and record.get("to") == "waiting":
+            details.append(f"wait {record['wait_s']} s")
+        if record.get("rows"):
+            details.append(f"rows {record['rows']}")
+        exception = record.get("exception")
+        if exception:
+            message = str(exception.get("message", "")).strip().splitlines()
+            details.append(f"{exception.get('type')}: {message[0] if message else ''}")
+        if record.get("reason"):
+            details.append(str(record["reason"]))
+        return f"{head} {text}" + (f"  {'; '.join(details)}" if details else "")
+    event = record.get("event")
+    if event == "step_ended":
+        rows = f" rows {record['rows']}" if record.get("rows") else ""
+        failed = " FAILED" if record.get("exception") else ""
+        return f"{head}   step {record.get('step')} ended{failed}{rows}"
+    return f"{head}   {event}"

@@ -94,17 +94,37 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check every record of a journal: its sequence number, its link to the record"
         " before it and its hash. Names the first broken line and exits with 1.",
     )
-    verify.add_argument(
-        "target",
-        metavar="DLT_YML_OR_JOURNAL",
-        help="a journal file (.jsonl), or a project file (dlt.yml) followed by PIPELINE",
+    listing = journal_commands.add_parser(
+        "list",
+        help="one line per run: id, start, end, state, tries, rows, duration",
+        description="List the runs of a journal, one line each.",
     )
-    verify.add_argument("pipeline", metavar="PIPELINE", nargs="?", help="name of a pipeline in DLT_YML")
-    verify.add_argument(
-        "--journal-dir",
-        type=Path,
-        help="folder of the journal files (default: _data/journal beside DLT_YML)",
+    show = journal_commands.add_parser(
+        "show",
+        help="every record of a run, one line each",
+        description="Print every transition and event of one run (default: the last run).",
     )
+    show.add_argument("--run", metavar="ID", help="the run id to show (default: the last run)")
+    show.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="lines for a terminal (text, the default) or the records as JSON lines (json)",
+    )
+    for command in (verify, listing, show):
+        command.add_argument(
+            "target",
+            metavar="DLT_YML_OR_JOURNAL",
+            help="a journal file (.jsonl), or a project file (dlt.yml) followed by PIPELINE",
+        )
+        command.add_argument(
+            "pipeline", metavar="PIPELINE", nargs="?", help="name of a pipeline in DLT_YML"
+        )
+        command.add_argument(
+            "--journal-dir",
+            type=Path,
+            help="folder of the journal files (default: _data/journal beside DLT_YML)",
+        )
     spec = commands.add_parser(
         "spec",
         help="draw the run machine as a Mermaid or Graphviz diagram",
@@ -157,7 +177,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "spec":
         return _spec_command(args)
     if args.command == "journal":
-        return _verify_command(args)
+        return _journal_command(args)
     from runner_fsm.logs import configure_logging
 
     if args.log_format == "json":
@@ -300,8 +320,7 @@ def _journal_file(args: argparse.Namespace) -> Path:
     return journal_path(journal_dir, args.pipeline)
 
 
-def _verify_command(args: argparse.Namespace) -> int:
-    from runner_fsm.audit import verify_journal
+def _journal_command(args: argparse.Namespace) -> int:
     from runner_fsm.exceptions import ConfigError
 
     try:
@@ -312,6 +331,46 @@ def _verify_command(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"runner-fsm: error: the journal `{path}` does not exist.", file=sys.stderr)
         return EXIT_USAGE
+    if args.journal_command == "list":
+        return _list_runs(path)
+    if args.journal_command == "show":
+        return _show_run(path, args.run, args.format)
+    return _verify(path)
+
+
+def _list_runs(path: Path) -> int:
+    from runner_fsm.audit import summarize_runs
+
+    print(f"{'run id':<26} {'started':<26} {'ended':<26} {'state':<11} {'tries':>5} {'rows':>10} {'duration':>9}")
+    for run in summarize_runs(path):
+        duration = f"{run.duration_s:.1f} s" if run.duration_s is not None else "-"
+        print(
+            f"{run.run_id:<26} {run.started[:25]:<26} {(run.ended or '-')[:25]:<26}"
+            f" {run.state:<11} {run.attempts:>5} {run.rows:>10,} {duration:>9}"
+        )
+    return EXIT_DONE
+
+
+def _show_run(path: Path, run_id: Optional[str], output_format: str) -> int:
+    import orjson
+
+    from runner_fsm.audit import describe_record, run_records
+
+    records = run_records(path, run_id)
+    if not records:
+        print(f"runner-fsm: error: no run `{run_id}` in the journal `{path}`.", file=sys.stderr)
+        return EXIT_USAGE
+    for record in records:
+        if output_format == "json":
+            sys.stdout.write(orjson.dumps(record).decode() + "\n")
+        else:
+            print(describe_record(record))
+    return EXIT_DONE
+
+
+def _verify(path: Path) -> int:
+    from runner_fsm.audit import verify_journal
+
     result = verify_journal(path)
     for skipped in result.skipped:
         print(f"skipped an unreadable line, as a torn write leaves it: {skipped}", file=sys.stderr)

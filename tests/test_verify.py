@@ -110,3 +110,65 @@ class TestVerifyCommand:
 
         assert code == 2
         assert "none.jsonl" in capsys.readouterr().err
+
+
+class TestListAndShow:
+    def test_list_counts_resumed_rows(self) -> None:
+        """A killed and resumed run lists as done with the rows its package loaded."""
+        from runner_fsm.audit import summarize_runs
+
+        runs = summarize_runs(EXAMPLES / "killed_and_resumed.jsonl")
+
+        assert [run.state for run in runs] == ["done", "done"]
+        assert [run.rows for run in runs] == [500, 500]
+        assert runs[0].attempts == 2
+
+    def test_list_marks_interrupted_run(self, tmp_path: Path) -> None:
+        """A run whose records stop before `done` or `failed` lists as interrupted."""
+        from runner_fsm.audit import summarize_runs
+
+        path, lines = copy_example(tmp_path)
+        path.write_bytes(b"".join(lines[:4]))
+
+        runs = summarize_runs(path)
+
+        assert [run.state for run in runs] == ["interrupted"]
+        assert runs[0].ended is None
+
+    def test_list_command_prints_each_run(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`journal list` prints a header and one line per run."""
+        code = main(["journal", "list", str(EXAMPLES / "nycflights_demo.jsonl")])
+
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert code == 0
+        assert len(lines) == 3
+        assert "367,687" in lines[1]
+
+    def test_show_text_has_every_record(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`journal show` prints one line per record of the last run, transitions with arrows."""
+        code = main(["journal", "show", str(EXAMPLES / "killed_and_resumed.jsonl")])
+
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert code == 0
+        assert len(lines) == 7
+        assert "store_trace -> done (trace_stored)" in lines[-1]
+
+    def test_show_json_by_run_id(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`--format json --run ID` prints that run's records as JSON lines."""
+        first = orjson.loads((EXAMPLES / "killed_and_resumed.jsonl").read_bytes().splitlines()[0])
+
+        code = main(
+            ["journal", "show", str(EXAMPLES / "killed_and_resumed.jsonl"), "--run", first["run_id"], "--format", "json"]
+        )
+
+        records = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert code == 0
+        assert {record["run_id"] for record in records} == {first["run_id"]}
+        assert records[0] == first
+
+    def test_show_unknown_run_exits_2(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An unknown run id exits 2 and names it."""
+        code = main(["journal", "show", str(EXAMPLES / "nycflights_demo.jsonl"), "--run", "nope"])
+
+        assert code == 2
+        assert "nope" in capsys.readouterr().err
