@@ -120,7 +120,7 @@ class TestListAndShow:
         runs = summarize_runs(EXAMPLES / "killed_and_resumed.jsonl")
 
         assert [run.state for run in runs] == ["done", "done"]
-        assert [run.rows for run in runs] == [500, 500]
+        assert [run.rows for run in runs] == [100, 100]
         assert runs[0].attempts == 2
 
     def test_list_marks_interrupted_run(self, tmp_path: Path) -> None:
@@ -172,3 +172,47 @@ class TestListAndShow:
 
         assert code == 2
         assert "nope" in capsys.readouterr().err
+
+
+class TestScenarioExamples:
+    @pytest.mark.parametrize(
+        "name, states",
+        [
+            ("clean_success", ["done"]),
+            ("retries_then_success", ["done"]),
+            ("terminal_failure", ["failed"]),
+            ("pending_finalized", ["done"]),
+            ("trace_spilled_and_replayed", ["done", "done"]),
+            ("killed_and_resumed", ["done", "done"]),
+        ],
+    )
+    def test_example_runs_end_as_described(self, name: str, states: list[str]) -> None:
+        """Each scenario's example journal lists its runs with the expected end states."""
+        from runner_fsm.audit import summarize_runs
+
+        runs = summarize_runs(EXAMPLES / f"{name}.jsonl")
+
+        assert [run.state for run in runs] == states
+
+    def test_retries_example_shows_waits(self) -> None:
+        """The retries example holds two failed tries, each followed by a wait."""
+        from runner_fsm.audit import run_records
+
+        records = run_records(EXAMPLES / "retries_then_success.jsonl")
+
+        waits = [r for r in records if r.get("to") == "waiting"]
+        failures = [r for r in records if r.get("trigger") == "step_failed"]
+        assert len(waits) == 2
+        assert len(failures) == 2
+
+    def test_trace_example_spills_then_replays(self) -> None:
+        """The trace example spills the first run's trace and replays it in the second run."""
+        records = [
+            orjson.loads(line)
+            for line in (EXAMPLES / "trace_spilled_and_replayed.jsonl").read_bytes().splitlines()
+        ]
+
+        spilled = [r for r in records if r.get("spilled")]
+        replayed = [r for r in records if r.get("replayed")]
+        assert len(spilled) == 1
+        assert replayed[0]["replayed"] == [spilled[0]["spilled"]]
