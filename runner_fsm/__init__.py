@@ -31,6 +31,7 @@ from runner_fsm.policies import (
 
 if TYPE_CHECKING:
     from runner_fsm._runner import Runner, runner
+    from runner_fsm.callbacks import RunnerCallbacks
 
 
 def __getattr__(name: str) -> Any:
@@ -40,12 +41,17 @@ def __getattr__(name: str) -> Any:
         from runner_fsm import _runner
 
         return getattr(_runner, name)
+    if name == "RunnerCallbacks":
+        from runner_fsm.callbacks import RunnerCallbacks
+
+        return RunnerCallbacks
     raise AttributeError(f"module 'runner_fsm' has no attribute {name!r}")
 
 __all__ = [
     "__version__",
     "runner",
     "Runner",
+    "RunnerCallbacks",
     "AttemptRecord",
     "RetryDecision",
     "NoRetry",

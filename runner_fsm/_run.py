@@ -19,6 +19,7 @@ from runner_fsm._resume import Interrupted
 from runner_fsm._scrub import ScrubbingFilter
 from runner_fsm._tracking import listen_to_steps, stop_listening
 from runner_fsm._version import __version__
+from runner_fsm.callbacks import call_back
 from runner_fsm.exceptions import (
     GeneratorNotRetryable,
     PendingPackageFailed,
@@ -342,6 +343,7 @@ class Run:
             }
         )
         self.log.info("run_started", destination=self.payload["destination"])
+        call_back(self.pipeline, "on_before", self.log, self.pipeline)
         return "opened"
 
     def sync_destination(self) -> str:
@@ -580,6 +582,13 @@ class Run:
         return "attempted"
 
     def _record_loaded(self, info: Any) -> None:
+        for package in getattr(info, "load_packages", None) or []:
+            if package.schema_update:
+                call_back(
+                    self.pipeline, "on_schema_change", self.log,
+                    self.pipeline, self.pipeline.last_trace, package.schema.name,
+                    dict(package.schema_update),
+                )
         load_ids = list(getattr(info, "loads_ids", None) or [])
         rows: Counter[str] = Counter()
         for load_id in load_ids:
@@ -707,6 +716,11 @@ class Run:
         )
         self.operation = self.failed_operation
         if self.decision.retry:
+            attempt = self.tries[self.failed_operation]
+            call_back(
+                self.pipeline, "on_retry", self.log,
+                self.pipeline, self.pipeline.last_trace, attempt + 1, attempt, root_cause(exc),
+            )
             shown = self.describe_exception(exc)
             self.log.warning(
                 "retry_scheduled",
@@ -741,6 +755,7 @@ class Run:
     def on_enter_done(self, event: Any) -> None:
         self.payload["summary"] = self._summary()
         self.log.info("run_done", **self.payload["summary"])
+        self._call_after(True)
 
     def on_enter_failed(self, event: Any) -> None:
         self.payload["summary"] = self._summary()
@@ -750,6 +765,14 @@ class Run:
             "run_failed",
             error=_first_line(self.payload.get("exception", {}).get("message") or ""),
             **self.payload["summary"],
+        )
+        self._call_after(False)
+
+    def _call_after(self, success: bool) -> None:
+        rows = dict(self.payload["summary"]["rows"])
+        call_back(
+            self.pipeline, "on_after", self.log,
+            self.pipeline, self.pipeline.last_trace, success, rows,
         )
 
     def _summary(self) -> dict[str, Any]:
