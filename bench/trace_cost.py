@@ -1,8 +1,9 @@
 """Measure what storing traces adds to a run of the NYC flights demo.
 
-Runs the demo pipeline into duckdb, alternating runs without and with `store_trace_info=True`,
-in one process, after one warm-up round that creates the datasets, and prints the median wall time of each and of the store_trace state alone (the
-time between the journal records that enter and leave it). Usage:
+Runs the demo pipeline into duckdb in one process, alternating runs without and with
+`store_trace_info=True`, after one warm-up round that creates the datasets. Prints the median
+wall time of each mode, and of the store_trace state alone: the time between the journal records
+that enter and leave it. Usage:
 
     RUNTIME__DLTHUB_TELEMETRY=false .venv/bin/python bench/trace_cost.py [ROUNDS]
 """

@@ -105,7 +105,7 @@ _AUTH_FAILURES = re.compile(
 
 
 def is_rejected_credentials(exc: BaseException) -> bool:
-    """Return whether `exc` or an exception in its chain says the server rejected the login.
+    """Return whether the message of `exc` or of its chain reports a rejected login.
 
     NOTE: this matches the wording of PostgreSQL, MySQL/MariaDB, Oracle and SQL Server errors;
     another destination that words it differently is retried like any connection error.
@@ -114,8 +114,8 @@ def is_rejected_credentials(exc: BaseException) -> bool:
 
 
 def _is_terminal(exc: BaseException) -> bool:
-    # dlt's rule looks at the exception and its context; the wrapped step exception and its
-    # context are looked at too, because PipelineStepFailed itself is never terminal
+    # dlt's rule checks the exception and its context. The wrapped step exception and its
+    # context are checked too, because PipelineStepFailed itself is never terminal.
     candidates = [exc, exc.__context__]
     inner = getattr(exc, "exception", None)
     if isinstance(inner, BaseException):

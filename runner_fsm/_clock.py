@@ -11,7 +11,7 @@ __all__ = ["Clock", "SystemClock"]
 
 
 class Clock(Protocol):
-    """What the runner needs of time: a monotonic reading, the UTC time and an interruptible sleep."""
+    """The time functions the runner uses: a monotonic reading, the UTC time and an interruptible sleep."""
 
     def monotonic(self) -> float: ...
 

@@ -614,7 +614,9 @@ class Run:
     def store_trace(self) -> str:
         """Store the trace of the last attempt or finalization, or spill it to a file.
 
-        A failure here never fails the run: the row is kept in a spill file and loaded later.
+        A failure here does not fail the run: the row is kept in a spill file and loaded later.
+        When even the spill file cannot be written, the trace is lost, which is logged as an
+        error and journaled.
         """
         store = self.runner.trace_store()
         if store is None:
@@ -644,8 +646,14 @@ class Run:
         return "trace_stored"
 
     def _spill_trace(self, store: TraceStore, row: dict[str, Any], error: BaseException) -> None:
-        path = store.spill(row)
         message = self.scrubber.scrub(_last_line(str(error)))
+        try:
+            path = store.spill(row)
+        except OSError as spill_error:
+            spill_message = self.scrubber.scrub(str(spill_error))
+            self.payload.update(stored=False, spilled=None, error=message, spill_error=spill_message)
+            self.log.error("trace_lost", error=message, spill_error=spill_message)
+            return
         self.payload.update(stored=False, spilled=path.name, error=message)
         self.log.warning("trace_spilled", file=path.name, error=message)
 

@@ -41,7 +41,7 @@ class Scrubber:
                 self._known.add(value)
 
     def scrub(self, text: str) -> str:
-        """Return `text` without the secrets this scrubber knows or recognizes."""
+        """Return `text` with the known secrets and secret-shaped substrings replaced by `***`."""
         for secret in sorted(self._known, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         text = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)

@@ -2,9 +2,9 @@
 
 The first signal sets the stop request and dlt's own signal flag, so that dlt's extract loop and
 load pool stop at their next check. A second signal of the same kind stops the process at once,
-as Python does by default. dlt replaces the handlers while it normalizes and loads; the runner
-also watches dlt's flag there, because dlt clears it when the step ends and may then return as
-if nothing happened.
+as Python does by default. dlt replaces the handlers while it normalizes and loads. The runner
+also watches dlt's flag there, because dlt clears the flag when the step ends and may then
+return as if nothing happened.
 """
 
 from __future__ import annotations

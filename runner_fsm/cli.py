@@ -120,11 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "pipeline", metavar="PIPELINE", nargs="?", help="name of a pipeline in DLT_YML"
         )
-        command.add_argument(
-            "--journal-dir",
-            type=Path,
-            help="folder of the journal files (default: _data/journal beside DLT_YML)",
-        )
+        _add_journal_dir_option(command)
     spec = commands.add_parser(
         "spec",
         help="draw the run machine as a Mermaid or Graphviz diagram",
@@ -136,33 +132,36 @@ def build_parser() -> argparse.ArgumentParser:
         default="mermaid",
         help="Mermaid stateDiagram-v2 (the default) or Graphviz dot",
     )
-    spec.add_argument(
-        "--spec",
-        type=Path,
-        help="machine spec (YAML) to draw instead of the one shipped with runner-fsm",
-        metavar="PATH",
-    )
+    _add_spec_option(spec, "draw")
     return parser
 
 
 def _add_common_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("dlt_yml", metavar="DLT_YML", help="path of the project file (dlt.yml)")
     command.add_argument("pipeline", metavar="PIPELINE", help="name of a pipeline in DLT_YML")
-    command.add_argument(
-        "--journal-dir",
-        type=Path,
-        help="folder of the journal files (default: _data/journal beside DLT_YML)",
-    )
+    _add_journal_dir_option(command)
     command.add_argument(
         "--log-format",
         choices=("console", "json"),
         default="console",
         help="log lines readable on a terminal (console, the default) or JSON lines (json)",
     )
+    _add_spec_option(command, "run")
+
+
+def _add_journal_dir_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--journal-dir",
+        type=Path,
+        help="folder of the journal files (default: _data/journal beside DLT_YML)",
+    )
+
+
+def _add_spec_option(command: argparse.ArgumentParser, verb: str) -> None:
     command.add_argument(
         "--spec",
         type=Path,
-        help="machine spec (YAML) to run instead of the one shipped with runner-fsm",
+        help=f"machine spec (YAML) to {verb} instead of the one shipped with runner-fsm",
         metavar="PATH",
     )
 
@@ -213,7 +212,7 @@ def _print_error(message: str, log_format: str) -> None:
         print(f"runner-fsm: error: {message}", file=sys.stderr)
 
 
-def _prepare(args: argparse.Namespace, held: list[Any]) -> tuple[Any, Any]:
+def _prepare(args: argparse.Namespace, locks: list[Any]) -> tuple[Any, Any]:
     from runner_fsm._lock import PipelineLock, lock_path
     from runner_fsm._run import Run
     from runner_fsm._runner import Runner
@@ -233,7 +232,7 @@ def _prepare(args: argparse.Namespace, held: list[Any]) -> tuple[Any, Any]:
     # the lock is taken before dlt opens the working folder, which dlt may reset
     lock = PipelineLock(lock_path(journal_dir, args.pipeline), args.pipeline)
     taken_from = lock.acquire()
-    held.append(lock)
+    locks.append(lock)
     pipeline = project.make_pipeline(args.pipeline)
     trace_target = run_config.store_trace_info
     if isinstance(trace_target, str) and not isinstance(trace_target, bool):
@@ -259,9 +258,9 @@ def _run_command(args: argparse.Namespace) -> int:
     from runner_fsm.exceptions import ConfigError, JournalError, PipelineLocked, SpecError
 
     runner: Any = None
-    held: list[Any] = []
+    locks: list[Any] = []
     try:
-        runner, source = _prepare(args, held)
+        runner, source = _prepare(args, locks)
         if args.command == "resume":
             _report_resume(runner.resume())
         else:
@@ -285,7 +284,7 @@ def _run_command(args: argparse.Namespace) -> int:
         _print_error(f"the run of pipeline `{args.pipeline}` failed: {message}", args.log_format)
         return EXIT_FAILED
     finally:
-        for lock in held:
+        for lock in locks:
             lock.release()
     return EXIT_DONE
 

@@ -128,7 +128,7 @@ class RunFailed(RunnerFsmError):
 
 
 class PendingPackageFailed(RunnerFsmError):
-    """A pending load package holds jobs that failed terminally, so loading it again cannot work."""
+    """A pending load package contains jobs that failed terminally, so loading it again cannot work."""
 
     def __init__(
         self, load_id: str, failed_jobs: list[tuple[str, str]], pipeline_name: str = "<name>"

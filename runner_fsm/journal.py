@@ -133,7 +133,7 @@ class Journal:
 
     Opening the journal reads its last readable record to continue the sequence and the chain. A
     torn last line, left by a crash during a write, is reported through `on_warning` and ended with
-    a newline, so that the next record starts on a line of its own; it never raises.
+    a newline, so that the next record starts on a line of its own. A torn line never raises.
     """
 
     def __init__(

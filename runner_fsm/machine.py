@@ -73,7 +73,7 @@ class MachineSpec:
 def default_spec_path() -> Path:
     """Return the path of the run machine spec shipped with the package.
 
-    An installed wheel holds the spec in `runner_fsm/specs/`. A source checkout or an editable
+    An installed wheel contains the spec in `runner_fsm/specs/`. A source checkout or an editable
     install reads it from the repository's `specs/` folder.
     """
     packaged = resources.files("runner_fsm").joinpath("specs", SPEC_FILE)

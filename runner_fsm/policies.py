@@ -3,7 +3,7 @@
 A policy is any callable that takes an `AttemptRecord` and returns a `RetryDecision` (a plain
 `bool`, or a `(bool, wait_seconds)` tuple, is accepted too). The machine calls it as the guard of
 the `decide_retry -> waiting` transition, after dlt's own rule has ruled out terminal errors and
-steps that are not retried, so a policy only has to answer "again, and after how long?".
+steps that are not retried, so a policy only decides whether to try again and how long to wait first.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class AttemptRecord:
-    """One failed try of an operation, as a retry policy sees it.
+    """One failed try of an operation, as a retry policy receives it.
 
     `attempt` counts the tries of this operation from 1 and includes the one that failed.
     `elapsed_s` is the time since its first try started, in seconds. `exception` is the original
@@ -56,7 +56,7 @@ class AttemptRecord:
 
 @dataclass(frozen=True)
 class RetryDecision:
-    """A policy's answer: whether to try again, and the wait before the next try, in seconds."""
+    """A policy's decision: whether to try again, and the wait before the next try, in seconds."""
 
     retry: bool
     wait_s: float = 0.0
@@ -226,7 +226,7 @@ class TenacityPolicy:
         state = self._call_state(record)
         if not self.retrying.retry(state):
             return RetryDecision(False, reason="the tenacity retry strategy rejected the exception")
-        # tenacity computes the wait before it asks the stop strategy, which may look at it
+        # tenacity computes the wait before it calls the stop strategy, which may read it
         wait_s = float(self.retrying.wait(state))
         state.upcoming_sleep = wait_s
         if self.retrying.stop(state):
@@ -363,7 +363,7 @@ PolicyAnswer = Union[RetryDecision, bool, tuple[Any, ...]]
 
 
 def decide(policy: RetryPolicy, record: AttemptRecord) -> RetryDecision:
-    """Call `policy` on `record` and normalize its answer into a `RetryDecision`."""
+    """Call `policy` on `record` and normalize its return value into a `RetryDecision`."""
     answer: PolicyAnswer = policy(record)
     decision = _as_decision(answer)
     wait_s = decision.wait if isinstance(decision, _Invalid) else decision.wait_s

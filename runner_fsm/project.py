@@ -34,7 +34,7 @@ destination through dlt's configuration system, so a source argument declared as
 source entry `gh` of type `sources.github.github_source` reads its values from
 `sources.github.gh.<key>`. A standalone dlt resource reads them from
 `sources.<module>.<resource name>.<key>`, and a plain function takes no configuration values. A
-destination entry `warehouse` reads its values from `destination.warehouse.<key>`. dlt asks its
+destination entry `warehouse` reads its values from `destination.warehouse.<key>`. dlt queries its
 providers in this order, and the first that contains the value wins:
 
 1. environment variables (`SOURCES__GITHUB__GH__API_KEY`, `SOURCES__GH__API_KEY`,

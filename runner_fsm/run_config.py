@@ -37,7 +37,7 @@ LineOf = Callable[[str], Optional[int]]
 
 @dataclass
 class RunConfig:
-    """How one pipeline is run.
+    """The run settings of one pipeline.
 
     `store_trace_info` is False, True, the name of another pipeline of the project file, or (from
     Python) a `dlt.Pipeline`. `retry_policy` is the policy object built from the configuration.

@@ -161,7 +161,7 @@ class TraceStore:
     """Loads trace rows through a trace pipeline, and spills the rows it cannot load to files.
 
     The trace pipeline is created once per store and never syncs its state from the destination:
-    it holds no state worth restoring, and a sync would cost a round trip for every trace.
+    it keeps no state worth restoring, and a sync would cost a round trip for every trace.
     """
 
     def __init__(self, pipeline: "Pipeline", target: Any, scrubber: Scrubber) -> None:
@@ -214,7 +214,7 @@ class TraceStore:
             pass
 
     def is_stored(self, row: Mapping[str, Any]) -> bool:
-        """Return whether the trace table already holds the row's transaction id and attempt."""
+        """Return whether the trace table already contains the row's transaction id and attempt."""
         try:
             with self.trace_pipeline.sql_client() as client:
                 table = client.make_qualified_table_name(self.table_name)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import dlt
+import psycopg2
 import pytest
 import structlog
 from structlog.testing import LogCapture
@@ -101,9 +102,36 @@ def _postgres_answers() -> bool:
 
 @pytest.fixture
 def postgres_dsn() -> str:
-    """The DSN of the machine's PostgreSQL server; skips where none answers, except in CI."""
+    """The DSN of the machine's PostgreSQL server. Skips when no server accepts a connection, except in CI."""
     if not _postgres_answers():
         if os.environ.get("CI"):
             pytest.fail(f"no PostgreSQL server answers on {POSTGRES_HOST}:{POSTGRES_PORT} in CI")
         pytest.skip(f"no PostgreSQL server answers on {POSTGRES_HOST}:{POSTGRES_PORT}")
     return f"postgresql://postgres:trust_ignores_this@{POSTGRES_HOST}:{POSTGRES_PORT}/test"
+
+
+@pytest.fixture
+def admin(postgres_dsn: str) -> Iterator[Any]:
+    """An autocommit connection of the superuser of the machine's PostgreSQL server."""
+    connection = psycopg2.connect(postgres_dsn)
+    connection.autocommit = True
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def dataset(admin: Any, unique_name: str) -> Iterator[str]:
+    """A dataset name of this test. Its schema and merge staging schema are dropped afterwards."""
+    yield unique_name
+    schemas = (unique_name, f"{unique_name}_staging")
+    with admin.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY(%s)"
+            " AND pid <> pg_backend_pid()",
+            (list(schemas),),
+        )
+        for schema in schemas:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -159,7 +159,7 @@ def journal_loaded_rows(project: Path, name: str) -> int:
 
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_append_matches_journal(tmp_path: Path, unique_name: str, point: str) -> None:
-    """For append, the table holds exactly the rows that the journal records as loaded."""
+    """For append, the table contains exactly the rows that the journal records as loaded."""
     project = write_project(tmp_path / "project", "append", unique_name, FIRST_COUNT)
 
     killed = run_cli("run", project, unique_name, fault=f"kill@{point}")
@@ -325,7 +325,7 @@ def test_resume_command_keeps_run_id(tmp_path: Path, unique_name: str, point: st
 
 
 def test_resume_with_nothing_interrupted(tmp_path: Path, unique_name: str) -> None:
-    """`runner-fsm resume` after a run that ended says so and changes nothing."""
+    """`runner-fsm resume` after a run that ended prints so and changes nothing."""
     project = write_project(tmp_path / "project", "merge", unique_name, FIRST_COUNT)
     run_cli("run", project, unique_name)
     before = journal_records(project.parent / "_data" / "journal", unique_name)

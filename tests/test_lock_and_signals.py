@@ -271,7 +271,7 @@ class TestPolicyErrors:
     def test_raising_policy_ends_run_in_journal(
         self, tmp_path: Path, unique_name: str, journal_dir: Path, clock: Any
     ) -> None:
-        """A policy that returns an invalid answer fails the run, and the journal records it."""
+        """A policy that returns an invalid value fails the run, and the journal records it."""
 
         @dlt.destination(batch_size=100, name="always_failing")
         def always_failing(items: Any, table: Any) -> None:

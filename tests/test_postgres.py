@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import dlt
 import psycopg2
@@ -17,31 +17,6 @@ import runner_fsm
 from tests.helpers import journal_records
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def admin(postgres_dsn: str) -> Iterator[Any]:
-    """An autocommit connection of the superuser."""
-    connection = psycopg2.connect(postgres_dsn)
-    connection.autocommit = True
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
-@pytest.fixture
-def dataset(admin: Any, unique_name: str) -> Iterator[str]:
-    """A dataset (schema) name of this test; the schema is dropped afterwards."""
-    yield unique_name
-    with admin.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
-            " AND pid <> pg_backend_pid()",
-            (unique_name,),
-        )
-        cursor.execute(f'DROP SCHEMA IF EXISTS "{unique_name}" CASCADE')
 
 
 def count_rows(admin: Any, dataset: str, table: str) -> int:

@@ -18,7 +18,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import dlt
 import psycopg2
@@ -37,33 +37,6 @@ CLUSTER_USER = "postgres"
 
 
 # -- the machine's server --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def admin(postgres_dsn: str) -> Iterator[Any]:
-    """An autocommit connection of the superuser of the machine's server."""
-    connection = psycopg2.connect(postgres_dsn)
-    connection.autocommit = True
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
-@pytest.fixture
-def dataset(admin: Any, unique_name: str) -> Iterator[str]:
-    """A dataset name of this test. Its schema and merge staging schema are dropped afterwards."""
-    yield unique_name
-    schemas = (unique_name, f"{unique_name}_staging")
-    with admin.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ANY(%s)"
-            " AND pid <> pg_backend_pid()",
-            (list(schemas),),
-        )
-        for schema in schemas:
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def count_rows(connection: Any, dataset: str, table: str) -> tuple[int, int]:

@@ -431,3 +431,36 @@ class TestFinalizationTrace:
         )
         assert [row[3] for row in rows] == ["finalize_pending", "attempt"]
         assert [row[1] for row in rows] == [True, True]
+
+
+class TestTraceLost:
+    def test_unwritable_spill_folder_keeps_run(
+        self,
+        duckdb_pipeline: Callable[..., Any],
+        tmp_path: Path,
+        journal_dir: Path,
+        clock: Any,
+        log_events: LogCapture,
+    ) -> None:
+        """A trace that can be neither stored nor spilled is logged as lost; the run ends done."""
+        bucket = tmp_path / "bucket"
+        bucket.write_text("not a folder")
+        pipeline = duckdb_pipeline()
+        pipeline.sync_destination()
+        spill_folder(pipeline).parent.mkdir(parents=True, exist_ok=True)
+        spill_folder(pipeline).write_text("a file where the spill folder should be")
+
+        runner_fsm.runner(
+            pipeline,
+            store_trace_info=filesystem_trace_pipeline(tmp_path, bucket),
+            journal_dir=journal_dir,
+            clock=clock,
+        ).run(numbers())
+
+        records = journal_records(journal_dir, pipeline.pipeline_name)
+        lost = [e for e in log_events.entries if e["event"] == "trace_lost"]
+        stores = [r for r in records if r.get("from") == "store_trace"]
+        assert records[-1]["to"] == "done"
+        assert len(lost) == 1
+        assert stores[0]["spilled"] is None
+        assert "spill_error" in stores[0]

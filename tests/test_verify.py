@@ -195,7 +195,7 @@ class TestScenarioExamples:
         assert [run.state for run in runs] == states
 
     def test_retries_example_shows_waits(self) -> None:
-        """The retries example holds two failed tries, each followed by a wait."""
+        """The retries example contains two failed tries, each followed by a wait."""
         from runner_fsm.audit import run_records
 
         records = run_records(EXAMPLES / "retries_then_success.jsonl")
