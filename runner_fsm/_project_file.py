@@ -20,6 +20,7 @@ from runner_fsm.exceptions import ConfigError
 __all__ = [
     "DATA_FOLDER",
     "PIPELINE_KEYS",
+    "DLT_COLLECTORS",
     "TOP_LEVEL_KEYS",
     "BUILTIN_SOURCE_EXAMPLES",
     "DestinationDefinition",
@@ -32,8 +33,10 @@ __all__ = [
 
 TOP_LEVEL_KEYS = ("sources", "destinations", "pipelines")
 IGNORED_TOP_LEVEL_KEYS = ("project",)
-PIPELINE_KEYS = ("source", "destination", "dataset_name", "run_config")
+PIPELINE_KEYS = ("source", "destination", "dataset_name", "progress", "run_config")
 SOURCE_KEYS = ("type", "with_args")
+# the collectors that `dlt.pipeline(progress=...)` accepts by name
+DLT_COLLECTORS = ("log", "tqdm", "enlighten", "alive_progress")
 DATA_FOLDER = "_data"
 
 # source types that dlt ships, listed when a source type cannot be found
@@ -85,6 +88,7 @@ class PipelineDefinition:
     destination: str
     source: str | None = None
     dataset_name: str | None = None
+    progress: str | None = None
     run_config: Mapping[str, Any] | None = None
     line: int | None = None
     lines: dict[str, int] = field(default_factory=dict)
@@ -445,11 +449,21 @@ def _parse_pipeline(
             path + ("dataset_name",),
             value=dataset_name,
         )
+    progress = mapping.get("progress")
+    if progress is not None and (not isinstance(progress, str) or not progress):
+        raise where.error(
+            f"`progress` must be the name of one of dlt's collectors or a dotted path to a"
+            f" collector class or object, got {progress!r}.",
+            path + ("progress",),
+            value=progress,
+            allowed=[*DLT_COLLECTORS, "<module>.<Collector>"],
+        )
     return PipelineDefinition(
         name=name,
         destination=destination,
         source=source,
         dataset_name=dataset_name,
+        progress=progress,
         run_config=mapping.get("run_config"),
         line=where.line_of(path),
         lines=where.lines_under(path),

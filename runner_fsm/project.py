@@ -80,13 +80,23 @@ from dlt.common.configuration.resolve import resolve_single_provider_value
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.common.destination.reference import Destination, DestinationReference
+from dlt.common.runtime.collector import NULL_COLLECTOR
+from dlt.common.runtime.collector_base import Collector
 from dlt.common.runtime.run_context import DOT_DLT, RunContext
 from dlt.extract import DltResource, DltSource, SourceFactory, SourceReference
 from dlt.extract.exceptions import UnknownSourceReference
 
+from runner_fsm._config_layers import (
+    env_layer,
+    merge_layers,
+    section_path,
+    toml_layer,
+    yaml_layer,
+)
 from runner_fsm._project_file import (
     BUILTIN_SOURCE_EXAMPLES,
     DATA_FOLDER,
+    DLT_COLLECTORS,
     PIPELINE_KEYS,
     TOP_LEVEL_KEYS,
     DestinationDefinition,
@@ -243,34 +253,48 @@ class Project:
             )
         return definition
 
-    def run_config(self, name: str) -> RunConfig:
+    def run_config(self, name: str, environ: Mapping[str, str] | None = None) -> RunConfig:
         """Validate the `run_config` of pipeline `name` and return it.
 
-        `store_trace_info` given as a string must name another pipeline of the file.
+        The keys come from the environment (`environ`, by default `os.environ`), the
+        `config.toml` files of dlt and the project file, in the precedence that
+        `runner_fsm._config_layers` describes. `store_trace_info` given as a string must name
+        another pipeline of the file.
         """
         definition = self.pipeline_definition(name)
-        path = ("pipelines", name, "run_config")
-
-        def line_of(key: str) -> int | None:
-            return self._lines.line_of(path + tuple(key.split(".")) if key else path)
-
-        config = parse_run_config(
-            definition.run_config,
-            source=self._lines.source,
-            line_of=line_of,
-            key_prefix=".".join(path),
-        )
+        path = section_path(name)
+        lines = self._lines.lines_under(path)
+        own_line = self._lines.line_of(path)
+        if own_line is not None:
+            lines[""] = own_line
+        layers = [yaml_layer(definition.run_config, self._lines.source, lines, name)]
+        for toml_path in self.config_toml_paths():
+            layer = toml_layer(toml_path, name)
+            if layer is not None:
+                layers.append(layer)
+        layers.append(env_layer(name, environ))
+        data, place_of = merge_layers(layers)
+        config = parse_run_config(data, place_of=place_of)
         target = config.store_trace_info
         if isinstance(target, str) and (target == name or target not in self.pipelines):
             others = sorted(p for p in self.pipelines if p != name)
-            raise self._lines.error(
+            place = place_of("store_trace_info")
+            raise ConfigError(
                 f"`store_trace_info` must be true, false or the name of another pipeline of the"
                 f" project file, got {target!r}.",
-                path + ("store_trace_info",),
+                source=place.source,
+                line=place.line,
+                key=place.key,
                 value=target,
                 allowed=[True, False, *others],
             )
         return config
+
+    def config_toml_paths(self) -> list[Path]:
+        """Return the `config.toml` files that dlt reads, lowest precedence (dlt's global) first."""
+        settings = Path(self._run_context.settings_dir) / "config.toml"
+        global_file = Path(self._run_context.global_dir) / "config.toml"
+        return [global_file, settings] if global_file != settings else [settings]
 
     def activate(self) -> None:
         """Make the project dlt's active run context and put its folder on `sys.path`.
@@ -296,12 +320,63 @@ class Project:
         destination = self._make_destination(definition)
         folder = Path(pipelines_dir) if pipelines_dir is not None else self.pipelines_dir
         # dlt names the dataset `<pipeline name>_dataset` when `dataset_name` is None
+        progress = self.make_collector(name)
         return dlt.pipeline(
             pipeline_name=name,
             destination=destination,
             dataset_name=definition.dataset_name,  # type: ignore[arg-type]
             pipelines_dir=str(folder),
+            progress=progress if progress is not None else NULL_COLLECTOR,
         )
+
+    def make_collector(self, name: str) -> Collector | None:
+        """Build the progress collector that the `progress` key of pipeline `name` names.
+
+        `progress` is the name of one of dlt's collectors (`log`, `tqdm`, `enlighten`,
+        `alive_progress`) or a dotted path, relative to the project folder, to a `Collector`
+        subclass (created with no arguments) or object. Returns None when the key is absent.
+        """
+        definition = self.pipeline_definition(name)
+        ref = definition.progress
+        if ref is None:
+            return None
+        path = ["pipelines", name, "progress"]
+        allowed = [*DLT_COLLECTORS, "<module>.<Collector>"]
+
+        def fail(message: str) -> ConfigError:
+            return self._lines.error(message, path, value=ref, allowed=allowed)
+
+        if "." not in ref:
+            if ref not in DLT_COLLECTORS:
+                raise fail(f"{ref!r} is not one of dlt's collectors nor a dotted path.")
+            target: Any = getattr(dlt.progress, ref)
+        else:
+            self.activate()
+            module_name, _, attribute = ref.rpartition(".")
+            module = self._import_project_module(module_name, fail)
+            if module is None:
+                raise fail(
+                    f"module `{module_name}` is not found in the project folder {self.root} or"
+                    " on the Python path."
+                )
+            if not hasattr(module, attribute):
+                raise fail(f"module `{module_name}` has no attribute `{attribute}`.")
+            target = getattr(module, attribute)
+        if isinstance(target, Collector):
+            return target
+        if not (isinstance(target, type) and issubclass(target, Collector)):
+            raise fail(
+                f"{ref!r} is a {type(target).__name__}, not a dlt Collector. Subclass"
+                " `runner_fsm.RunnerCallbacks` (or dlt's `Collector`) and name the class."
+            )
+        try:
+            collector: Collector = target()
+        except Exception as ex:  # noqa: BLE001 - any error of the user's class is reported
+            raise fail(
+                f"creating the collector failed: {type(ex).__name__}: {ex}. The class must be"
+                " callable with no arguments."
+            ) from ex
+        return collector
 
     def make_source(
         self, name: str, *, limit: int | None = None, resources: list[str] | None = None
@@ -344,7 +419,10 @@ class Project:
         ref = source.type
         if "." in ref:
             module_name, _, attribute = ref.rpartition(".")
-            module = self._import_project_module(source, module_name)
+            module = self._import_project_module(
+                module_name,
+                lambda message: self._source_error(source, "type", message, value=ref),
+            )
             if module is not None:
                 if not hasattr(module, attribute):
                     raise self._source_error(
@@ -365,8 +443,14 @@ class Project:
                 )
         return self._find_dlt_source(source)
 
-    def _import_project_module(self, source: SourceDefinition, module_name: str) -> Any:
-        """Import `module_name`, or return None if neither it nor a parent package exists."""
+    def _import_project_module(
+        self, module_name: str, fail: Callable[[str], ConfigError]
+    ) -> Any:
+        """Import `module_name`, or return None if neither it nor a parent package exists.
+
+        An error raised while importing the module is reported by the `ConfigError` that
+        `fail(message)` builds.
+        """
         _forget_modules_of_other_folders(module_name, self.root)
         importlib.invalidate_caches()
         try:
@@ -377,11 +461,8 @@ class Project:
             failure: Exception = ex
         except Exception as ex:  # noqa: BLE001 - any error of the user's module is reported
             failure = ex
-        raise self._source_error(
-            source,
-            "type",
-            f"importing module `{module_name}` failed: {type(failure).__name__}: {failure}.",
-            value=source.type,
+        raise fail(
+            f"importing module `{module_name}` failed: {type(failure).__name__}: {failure}."
         ) from failure
 
     def _find_dlt_source(self, source: SourceDefinition) -> Any:

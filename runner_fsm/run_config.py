@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
+from runner_fsm._config_layers import Place
 from runner_fsm.exceptions import ConfigError
 from runner_fsm.policies import RetryPolicy, resolve_policy
 
@@ -33,6 +34,7 @@ RUN_CONFIG_KEYS = (
 )
 
 LineOf = Callable[[str], Optional[int]]
+PlaceOf = Callable[[str], Place]
 
 
 @dataclass
@@ -85,34 +87,39 @@ def check_retry_steps(
     return list(value)
 
 
-def _check_bool(key: str, value: Any, source: Optional[str], line: Optional[int]) -> bool:
+def _check_bool(value: Any, place: Place) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(
-            f"`{key}` must be true or false, got {value!r}.",
-            source=source,
-            line=line,
-            key=key,
+            f"`{place.key}` must be true or false, got {value!r}.",
+            source=place.source,
+            line=place.line,
+            key=place.key,
             value=value,
             allowed=[True, False],
         )
     return value
 
 
-def _check_trace_target(
-    value: Any, source: Optional[str], line: Optional[int], key: str
-) -> Union[bool, str, Any]:
+def _check_trace_target(value: Any, place: Place) -> Union[bool, str, Any]:
     if isinstance(value, (bool, str)) and value != "":
         return value
     if type(value).__name__ == "Pipeline" and hasattr(value, "pipeline_name"):
         return value
     raise ConfigError(
         f"`store_trace_info` must be true, false or the name of a pipeline, got {value!r}.",
-        source=source,
-        line=line,
-        key=key,
+        source=place.source,
+        line=place.line,
+        key=place.key,
         value=value,
         allowed=[True, False, "<pipeline name>"],
     )
+
+
+def _places_in_file(source: Optional[str], line_of: LineOf, key_prefix: str) -> PlaceOf:
+    def place_of(key: str) -> Place:
+        return Place(source, line_of(key), f"{key_prefix}.{key}" if key else key_prefix)
+
+    return place_of
 
 
 def parse_run_config(
@@ -121,86 +128,82 @@ def parse_run_config(
     source: Optional[str] = None,
     line_of: LineOf = _no_line,
     key_prefix: str = "run_config",
+    place_of: Optional[PlaceOf] = None,
 ) -> RunConfig:
     """Validate a `run_config` mapping and return the `RunConfig` it describes.
 
-    `line_of(key)` returns the line of `key` in `source`, so that errors point at it.
+    `place_of(key)` returns where the dotted `key` was written, so that errors point at it. Without
+    it, every key comes from `source`, `line_of(key)` returns its line and `key_prefix` is the path
+    of the mapping in the file.
     """
+    where = place_of or _places_in_file(source, line_of, key_prefix)
     if data is None:
         return RunConfig()
     if not isinstance(data, Mapping):
+        place = where("")
         raise ConfigError(
-            f"`{key_prefix}` must be a mapping of keys, got {data!r}.",
-            source=source,
-            line=line_of(""),
-            key=key_prefix,
+            f"`{place.key}` must be a mapping of keys, got {data!r}.",
+            source=place.source,
+            line=place.line,
+            key=place.key,
             value=data,
         )
     for key in data:
         if key not in RUN_CONFIG_KEYS:
+            place = where(str(key))
             raise ConfigError(
-                f"unknown key {key!r} in `{key_prefix}`.",
-                source=source,
-                line=line_of(str(key)),
-                key=f"{key_prefix}.{key}",
+                f"unknown key {key!r} in `run_config`.",
+                source=place.source,
+                line=place.line,
+                key=place.key,
                 value=data[key],
                 allowed=RUN_CONFIG_KEYS,
             )
     config = RunConfig()
     if "store_trace_info" in data:
-        line = line_of("store_trace_info")
         config.store_trace_info = _check_trace_target(
-            data["store_trace_info"], source, line, f"{key_prefix}.store_trace_info"
+            data["store_trace_info"], where("store_trace_info")
         )
     if "run_from_clean_folder" in data:
-        line = line_of("run_from_clean_folder")
-        value = data["run_from_clean_folder"]
         config.run_from_clean_folder = _check_bool(
-            f"{key_prefix}.run_from_clean_folder", value, source, line
+            data["run_from_clean_folder"], where("run_from_clean_folder")
         )
     if "retry_pipeline_steps" in data:
-        line = line_of("retry_pipeline_steps")
+        place = where("retry_pipeline_steps")
         config.retry_pipeline_steps = check_retry_steps(
-            data["retry_pipeline_steps"],
-            source=source,
-            line=line,
-            key=f"{key_prefix}.retry_pipeline_steps",
+            data["retry_pipeline_steps"], source=place.source, line=place.line, key=place.key
         )
     if "on_terminal_pending" in data:
         value = data["on_terminal_pending"]
         if value not in ON_TERMINAL_PENDING:
+            place = where("on_terminal_pending")
             raise ConfigError(
                 f"{value!r} is not a valid way to handle a pending package whose jobs failed.",
-                source=source,
-                line=line_of("on_terminal_pending"),
-                key=f"{key_prefix}.on_terminal_pending",
+                source=place.source,
+                line=place.line,
+                key=place.key,
                 value=value,
                 allowed=ON_TERMINAL_PENDING,
             )
         config.on_terminal_pending = value
     if "retry_policy" in data:
-        config.retry_policy = _parse_policy(data["retry_policy"], source, line_of, key_prefix)
+        config.retry_policy = _parse_policy(data["retry_policy"], where)
     return config
 
 
-def _parse_policy(
-    value: Any, source: Optional[str], line_of: LineOf, key_prefix: str
-) -> Optional[RetryPolicy]:
+def _parse_policy(value: Any, where: PlaceOf) -> Optional[RetryPolicy]:
     if value is None:
         return None
     try:
         return resolve_policy(value)
     except ConfigError as ex:
-        key = ex.key or "retry_policy"
-        sub_key = key.partition(".")[2]
-        line = line_of(f"retry_policy.{sub_key}" if sub_key else "retry_policy")
-        if line is None:
-            line = line_of("retry_policy")
+        # the policy names its keys relative to `run_config`: `retry_policy.max_attempts`
+        place = where(ex.key or "retry_policy")
         raise ConfigError(
             ex.reason,
-            source=source,
-            line=line,
-            key=f"{key_prefix}.{key}",
+            source=place.source,
+            line=place.line,
+            key=place.key,
             value=ex.value,
             allowed=ex.allowed,
         ) from ex

@@ -1,0 +1,463 @@
+"""Tests of `run_config` read from environment variables, `config.toml` and the project file."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+
+from runner_fsm._config_layers import (
+    Layer,
+    env_layer,
+    merge_layers,
+    parse_env_value,
+    toml_layer,
+    yaml_layer,
+)
+from runner_fsm.cli import EXIT_FAILED, EXIT_USAGE, main
+from runner_fsm.exceptions import ConfigError
+from runner_fsm.policies import BackoffRetry, FixedRetry
+from runner_fsm.project import load_project
+from tests.helpers import journal_records, transitions
+
+PROJECT = """\
+sources:
+  broken:
+    type: sources.flaky.broken_source
+destinations:
+  warehouse:
+    type: duckdb
+pipelines:
+  {name}:
+    source: broken
+    destination: warehouse
+    run_config:
+      retry_policy:
+        type: fixed
+        max_attempts: 3
+"""
+
+SOURCE = '''
+import dlt
+
+
+@dlt.source
+def broken_source():
+    @dlt.resource
+    def numbers():
+        yield {"n": 0}
+        raise RuntimeError("the numbers API is down")
+
+    return numbers
+'''
+
+
+@pytest.fixture(autouse=True)
+def restore_process_state() -> Iterator[None]:
+    """Restore dlt's run context, `sys.path` and structlog after a project was loaded here."""
+    plugged = Container()[PluggableRunContext]
+    cookie = plugged.push_context()
+    saved_path = list(sys.path)
+    saved_logging = structlog.get_config()
+    try:
+        yield
+    finally:
+        structlog.configure(**saved_logging)
+        plugged.pop_context(cookie)
+        sys.path[:] = saved_path
+        for name in [n for n in sys.modules if n == "sources" or n.startswith("sources.")]:
+            del sys.modules[name]
+
+
+@pytest.fixture
+def name(unique_name: str) -> str:
+    return unique_name.replace("__", "_")
+
+
+@pytest.fixture
+def project_file(tmp_path: Path, name: str) -> Path:
+    root = tmp_path / "project"
+    (root / "sources").mkdir(parents=True)
+    (root / "sources" / "__init__.py").write_text("")
+    (root / "sources" / "flaky.py").write_text(SOURCE)
+    (root / ".dlt").mkdir()
+    path = root / "dlt.yml"
+    path.write_text(PROJECT.format(name=name))
+    return path
+
+
+def env_name(pipeline: str, *keys: str) -> str:
+    return "__".join(["PIPELINES", pipeline, "RUN_CONFIG", *keys]).upper()
+
+
+def write_config_toml(project_file: Path, text: str) -> Path:
+    path = project_file.parent / ".dlt" / "config.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# --- values of environment variables -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("3", 3),
+        ("2.5", 2.5),
+        ("true", True),
+        ("false", False),
+        ("backoff", "backoff"),
+        ('["load", "extract"]', ["load", "extract"]),
+        ('{"type": "fixed", "max_attempts": 2}', {"type": "fixed", "max_attempts": 2}),
+        ('{type = "fixed", max_attempts = 2}', {"type": "fixed", "max_attempts": 2}),
+        ("my_policies.Custom", "my_policies.Custom"),
+        ("", ""),
+    ],
+)
+def test_env_value_parsing(text: str, value: Any) -> None:
+    assert parse_env_value(text) == value
+
+
+def test_env_layer_reads_nested_keys() -> None:
+    environ = {
+        env_name("flights", "retry_policy", "max_attempts"): "4",
+        env_name("flights", "store_trace_info"): "true",
+        env_name("other", "store_trace_info"): "true",
+        "PIPELINES__FLIGHTS__DATASET_NAME": "ignored",
+    }
+
+    layer = env_layer("flights", environ)
+
+    assert layer.values == {"retry_policy": {"max_attempts": 4}, "store_trace_info": True}
+    assert layer.place(("retry_policy", "max_attempts")).key == (
+        "PIPELINES__FLIGHTS__RUN_CONFIG__RETRY_POLICY__MAX_ATTEMPTS"
+    )
+
+
+def test_env_key_beats_whole_section_variable() -> None:
+    environ = {
+        env_name("flights"): '{"store_trace_info": true, "run_from_clean_folder": true}',
+        env_name("flights", "run_from_clean_folder"): "false",
+    }
+
+    layer = env_layer("flights", environ)
+
+    assert layer.values == {"store_trace_info": True, "run_from_clean_folder": False}
+    assert layer.place(("store_trace_info",)).key == "PIPELINES__FLIGHTS__RUN_CONFIG"
+
+
+def test_env_whole_section_must_be_a_table() -> None:
+    with pytest.raises(ConfigError) as caught:
+        env_layer("flights", {env_name("flights"): "true"})
+
+    assert caught.value.key == "PIPELINES__FLIGHTS__RUN_CONFIG"
+    assert "JSON object" in str(caught.value)
+
+
+def test_env_name_with_empty_part() -> None:
+    with pytest.raises(ConfigError) as caught:
+        env_layer("flights", {"PIPELINES__FLIGHTS__RUN_CONFIG__RETRY_POLICY____TYPE": "fixed"})
+
+    assert "exactly two underscores" in str(caught.value)
+
+
+# --- combining the places ------------------------------------------------------------------------
+
+
+def layer(values: Any, source: str) -> Layer:
+    return yaml_layer(values, source, {}, "flights")
+
+
+def test_higher_layer_wins_per_key() -> None:
+    merged, place_of = merge_layers(
+        [
+            layer({"retry_policy": {"type": "backoff", "max_attempts": 5, "min": 1}}, "yml"),
+            layer({"retry_policy": {"max_attempts": 7}, "store_trace_info": True}, "toml"),
+            layer({"retry_policy": {"min": 2}}, "env"),
+        ]
+    )
+
+    assert merged == {
+        "retry_policy": {"type": "backoff", "max_attempts": 7, "min": 2},
+        "store_trace_info": True,
+    }
+    assert place_of("retry_policy.type").source == "yml"
+    assert place_of("retry_policy.max_attempts").source == "toml"
+    assert place_of("retry_policy.min").source == "env"
+    assert place_of("store_trace_info").source == "toml"
+
+
+def test_other_policy_type_replaces_the_policy() -> None:
+    merged, place_of = merge_layers(
+        [
+            layer({"retry_policy": {"type": "backoff", "multiplier": 3}}, "yml"),
+            layer({"retry_policy": {"type": "fixed"}}, "env"),
+        ]
+    )
+
+    assert merged == {"retry_policy": {"type": "fixed"}}
+    assert place_of("retry_policy").source == "env"
+
+
+def test_same_policy_type_merges() -> None:
+    merged, _ = merge_layers(
+        [
+            layer({"retry_policy": {"type": "backoff", "multiplier": 3}}, "yml"),
+            layer({"retry_policy": {"type": "backoff", "max": 20}}, "env"),
+        ]
+    )
+
+    assert merged == {"retry_policy": {"type": "backoff", "multiplier": 3, "max": 20}}
+
+
+def test_scalar_replaces_table() -> None:
+    merged, place_of = merge_layers(
+        [layer({"retry_policy": {"type": "backoff"}}, "yml"), layer({"retry_policy": None}, "env")]
+    )
+
+    assert merged == {"retry_policy": None}
+    assert place_of("retry_policy").source == "env"
+
+
+def test_layer_that_is_no_mapping_is_reported() -> None:
+    merged, place_of = merge_layers([layer(["a"], "yml"), layer({"store_trace_info": True}, "env")])
+
+    assert merged == ["a"]
+    assert place_of("").source == "yml"
+
+
+def test_no_values_anywhere() -> None:
+    merged, _ = merge_layers([layer(None, "yml"), layer({}, "env")])
+
+    assert merged == {}
+
+
+# --- config.toml ---------------------------------------------------------------------------------
+
+
+def test_toml_layer_lines(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            [runtime]
+            log_level = "INFO"
+
+            [pipelines.flights.run_config]
+            store_trace_info = true
+            retry_policy.type = "fixed"
+            retry_policy.max_attempts = 4
+
+            [pipelines.other.run_config]
+            store_trace_info = false
+            """
+        )
+    )
+
+    found = toml_layer(path, "flights")
+
+    assert found is not None
+    assert found.values == {
+        "store_trace_info": True,
+        "retry_policy": {"type": "fixed", "max_attempts": 4},
+    }
+    assert found.place(("store_trace_info",)).line == 5
+    assert found.place(("retry_policy", "type")).line == 6
+    assert found.place(("retry_policy", "max_attempts")).line == 7
+    assert found.place(("retry_policy", "max_attempts")).key == (
+        "pipelines.flights.run_config.retry_policy.max_attempts"
+    )
+    assert toml_layer(path, "third") is None
+    assert toml_layer(tmp_path / "missing.toml", "flights") is None
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[pipelines.flights.run_config\nstore_trace_info = true\n")
+
+    with pytest.raises(ConfigError) as caught:
+        toml_layer(path, "flights")
+
+    assert caught.value.source == str(path)
+    assert "not valid TOML" in str(caught.value)
+
+
+# --- the project ---------------------------------------------------------------------------------
+
+
+def test_project_without_other_places(project_file: Path, name: str) -> None:
+    config = load_project(project_file).run_config(name, environ={})
+
+    assert isinstance(config.retry_policy, FixedRetry)
+    assert config.retry_policy.max_attempts == 3
+    assert config.retry_pipeline_steps == ["load"]
+
+
+def test_config_toml_overrides_project_file(project_file: Path, name: str) -> None:
+    write_config_toml(
+        project_file,
+        f"""\
+        [pipelines.{name}.run_config]
+        retry_pipeline_steps = ["extract", "load"]
+
+        [pipelines.{name}.run_config.retry_policy]
+        max_attempts = 5
+        """,
+    )
+
+    config = load_project(project_file).run_config(name, environ={})
+
+    assert isinstance(config.retry_policy, FixedRetry)
+    assert config.retry_policy.max_attempts == 5
+    assert config.retry_pipeline_steps == ["extract", "load"]
+
+
+def test_environment_overrides_config_toml(project_file: Path, name: str) -> None:
+    write_config_toml(
+        project_file,
+        f"""\
+        [pipelines.{name}.run_config.retry_policy]
+        max_attempts = 5
+        """,
+    )
+    environ = {
+        env_name(name, "retry_policy", "max_attempts"): "2",
+        env_name(name, "run_from_clean_folder"): "true",
+    }
+
+    config = load_project(project_file).run_config(name, environ=environ)
+
+    assert isinstance(config.retry_policy, FixedRetry)
+    assert config.retry_policy.max_attempts == 2
+    assert config.run_from_clean_folder is True
+
+
+def test_environment_changes_policy_type(project_file: Path, name: str) -> None:
+    environ = {env_name(name, "retry_policy"): '{"type": "backoff", "min": 0, "max": 0}'}
+
+    config = load_project(project_file).run_config(name, environ=environ)
+
+    assert isinstance(config.retry_policy, BackoffRetry)
+    assert config.retry_policy.max_attempts == 5
+
+
+def test_bad_environment_value_names_the_variable(project_file: Path, name: str) -> None:
+    variable = env_name(name, "retry_policy", "max_attempts")
+
+    with pytest.raises(ConfigError) as caught:
+        load_project(project_file).run_config(name, environ={variable: "many"})
+
+    assert caught.value.source == "environment"
+    assert caught.value.key == variable
+    assert caught.value.value == "many"
+
+
+def test_unknown_environment_key_names_the_variable(project_file: Path, name: str) -> None:
+    variable = env_name(name, "retry_polcy")
+
+    with pytest.raises(ConfigError) as caught:
+        load_project(project_file).run_config(name, environ={variable: "fixed"})
+
+    assert caught.value.key == variable
+    assert "retry_policy" in (caught.value.allowed or [])
+
+
+def test_bad_config_toml_value_names_file_and_line(project_file: Path, name: str) -> None:
+    toml_path = write_config_toml(
+        project_file,
+        f"""\
+        [pipelines.{name}.run_config]
+        store_trace_info = true
+        run_from_clean_folder = "yes"
+        """,
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_project(project_file)
+
+    assert caught.value.source == str(toml_path)
+    assert caught.value.line == 3
+    assert caught.value.key == f"pipelines.{name}.run_config.run_from_clean_folder"
+
+
+def test_project_file_error_still_names_its_line(project_file: Path, name: str) -> None:
+    text = project_file.read_text().replace("max_attempts: 3", "max_attempts: zero")
+    project_file.write_text(text)
+
+    with pytest.raises(ConfigError) as caught:
+        load_project(project_file).run_config(name, environ={})
+
+    assert caught.value.source == str(project_file)
+    assert caught.value.line == 14
+    assert caught.value.key == f"pipelines.{name}.run_config.retry_policy.max_attempts"
+
+
+def test_environment_hides_project_file_value(
+    project_file: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key that the environment sets is not read from the project file, even when invalid."""
+    text = project_file.read_text().replace("max_attempts: 3", "max_attempts: zero")
+    project_file.write_text(text)
+    monkeypatch.setenv(env_name(name, "retry_policy", "max_attempts"), "2")
+
+    config = load_project(project_file).run_config(name)
+
+    assert isinstance(config.retry_policy, FixedRetry)
+    assert config.retry_policy.max_attempts == 2
+
+
+# --- a run through the command line --------------------------------------------------------------
+
+
+def attempts_of_last_run(project_file: Path, name: str) -> int:
+    records = journal_records(project_file.parent / "_data" / "journal", name)
+    run_id = records[-1]["run_id"]
+    entered = [dest for _, dest, _ in transitions([r for r in records if r["run_id"] == run_id])]
+    return entered.count("attempt")
+
+
+def test_cli_run_reads_every_place(
+    project_file: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project file retries only load, config.toml adds extract, the environment caps tries."""
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    assert main(["run", str(project_file), name]) == EXIT_FAILED
+    assert attempts_of_last_run(project_file, name) == 1
+
+    write_config_toml(
+        project_file,
+        f"""\
+        [pipelines.{name}.run_config]
+        retry_pipeline_steps = ["extract", "load"]
+        """,
+    )
+    assert main(["run", str(project_file), name]) == EXIT_FAILED
+    assert attempts_of_last_run(project_file, name) == 3
+
+    monkeypatch.setenv(env_name(name, "retry_policy", "max_attempts"), "2")
+    assert main(["run", str(project_file), name]) == EXIT_FAILED
+    assert attempts_of_last_run(project_file, name) == 2
+
+
+def test_cli_bad_environment_value_exits_2(
+    project_file: Path,
+    name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    variable = env_name(name, "retry_pipeline_steps")
+    monkeypatch.setenv(variable, "load")
+
+    assert main(["run", str(project_file), name]) == EXIT_USAGE
+
+    err = capsys.readouterr().err
+    assert variable in err
+    assert "environment" in err
+    assert not (project_file.parent / "_data" / "journal" / f"{name}.jsonl").exists()
