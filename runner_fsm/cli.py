@@ -303,50 +303,78 @@ def _spec_command(args: argparse.Namespace) -> int:
     return EXIT_DONE
 
 
-def _journal_file(args: argparse.Namespace) -> Path:
+def _journal_files(args: argparse.Namespace) -> list[tuple[Optional[str], Path]]:
+    """Return the journals that the command names, with their pipelines when a project names them.
+
+    A project file without PIPELINE names every journal of the project, for `list` and `verify`.
+    """
     from runner_fsm.exceptions import ConfigError
     from runner_fsm.journal import journal_path
 
     target = Path(args.target)
-    if target.suffix == ".jsonl" or (target.is_file() and args.pipeline is None):
-        return target
-    if args.pipeline is None:
-        raise ConfigError(
-            f"`{target}` is not a journal file (.jsonl), so name the pipeline after the project"
-            " file: runner-fsm journal verify dlt.yml PIPELINE."
-        )
+    is_project = target.suffix in (".yml", ".yaml")
+    if target.suffix == ".jsonl" or (not is_project and target.is_file() and args.pipeline is None):
+        return [(None, target)]
     journal_dir = args.journal_dir or target.absolute().parent / "_data" / "journal"
-    return journal_path(journal_dir, args.pipeline)
+    if args.pipeline is not None:
+        return [(None, journal_path(journal_dir, args.pipeline))]
+    if args.journal_command == "show":
+        raise ConfigError(
+            f"`{target}` is a project file, so name the pipeline whose run to show:"
+            f" runner-fsm journal show {target} PIPELINE."
+        )
+    if not target.is_file():
+        raise ConfigError(
+            f"`{target}` is neither a journal file (.jsonl) nor an existing project file. Pass"
+            " a journal file, or a dlt.yml and the name of a pipeline."
+        )
+    journals = sorted(Path(journal_dir).glob("*.jsonl"))
+    if not journals:
+        raise ConfigError(
+            f"the project has no journals in `{journal_dir}`: no pipeline of it has run yet."
+            " Pass --journal-dir when the runs wrote their journals elsewhere."
+        )
+    return [(path.stem, path) for path in journals]
 
 
 def _journal_command(args: argparse.Namespace) -> int:
     from runner_fsm.exceptions import ConfigError
 
     try:
-        path = _journal_file(args)
+        journals = _journal_files(args)
     except ConfigError as ex:
         print(f"runner-fsm: error: {ex}", file=sys.stderr)
         return EXIT_USAGE
-    if not path.is_file():
-        print(f"runner-fsm: error: the journal `{path}` does not exist.", file=sys.stderr)
-        return EXIT_USAGE
+    for _, path in journals:
+        if not path.is_file():
+            print(f"runner-fsm: error: the journal `{path}` does not exist.", file=sys.stderr)
+            return EXIT_USAGE
     if args.journal_command == "list":
-        return _list_runs(path)
+        return _list_runs(journals)
     if args.journal_command == "show":
-        return _show_run(path, args.run, args.format)
-    return _verify(path)
+        return _show_run(journals[0][1], args.run, args.format)
+    return max(_verify(path) for _, path in journals)
 
 
-def _list_runs(path: Path) -> int:
+def _list_runs(journals: list[tuple[Optional[str], Path]]) -> int:
     from runner_fsm.audit import summarize_runs
 
-    print(f"{'run id':<26} {'started':<26} {'ended':<26} {'state':<11} {'tries':>5} {'rows':>10} {'duration':>9}")
-    for run in summarize_runs(path):
-        duration = f"{run.duration_s:.1f} s" if run.duration_s is not None else "-"
-        print(
-            f"{run.run_id:<26} {run.started[:25]:<26} {(run.ended or '-')[:25]:<26}"
-            f" {run.state:<11} {run.attempts:>5} {run.rows:>10,} {duration:>9}"
-        )
+    # the pipeline column appears when the journals of a whole project are listed
+    by_project = any(name is not None for name, _ in journals)
+    width = max([len("pipeline")] + [len(name or "") for name, _ in journals])
+    first = f"{'pipeline':<{width}} " if by_project else ""
+    print(
+        f"{first}{'run id':<26} {'started':<26} {'ended':<26} {'state':<11} {'tries':>5}"
+        f" {'rows':>10} {'duration':>9}"
+    )
+    for name, path in journals:
+        prefix = f"{name or '':<{width}} " if by_project else ""
+        for run in summarize_runs(path):
+            duration = f"{run.duration_s:.1f} s" if run.duration_s is not None else "-"
+            print(
+                f"{prefix}{run.run_id:<26} {run.started[:25]:<26} {(run.ended or '-')[:25]:<26}"
+                f" {run.state:<11} {run.attempts:>5} {run.rows:>10,} {duration:>9}"
+            )
     return EXIT_DONE
 
 

@@ -1,7 +1,7 @@
 """The append-only journal: one JSON object per line, chained by hash, fsync'd on every append.
 
 Each record carries the format version `v`, a sequence number `seq` that counts the records of the
-file from 1, the UTC time `ts`, the `run_id`, the `pipeline`, its `kind` (`transition`, `step` or
+file from 1, the UTC time `ts`, the `run_id`, the `pipeline`, its `kind` (`transition` or
 `event`) and what it describes. `prev` is the `hash` of the record before it (64 zeros for the
 first record) and `hash` is the SHA-256 of the record's canonical JSON without `hash`, so an
 edited, removed or reordered line breaks the chain.

@@ -48,6 +48,10 @@ TRACE_COLUMNS: dict[str, dict[str, Any]] = {
     "exception_terminal": {"data_type": "bool", "nullable": True},
     "trace": {"data_type": "json", "nullable": True},
 }
+# the columns that dlt adds to every table: the load id and the row id
+DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
+# destinations whose SQL client takes a trace row by a direct insert, once the table exists
+DIRECT_INSERT_DESTINATIONS = ("dlt.destinations.duckdb", "dlt.destinations.postgres")
 SPILL_FOLDER = "traces"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -169,6 +173,9 @@ class TraceStore:
         self.scrubber = scrubber
         self.table_name = trace_table_name(pipeline.pipeline_name)
         self.trace_pipeline = self._make_trace_pipeline(target)
+        # None until known: whether the trace table exists with every column of TRACE_COLUMNS
+        self._table_known: Optional[bool] = None
+        self._job_client: Any = None
 
     def _make_trace_pipeline(self, target: Any) -> "Pipeline":
         import dlt
@@ -188,9 +195,22 @@ class TraceStore:
     def store(self, row: Mapping[str, Any]) -> None:
         """Load `row` into the trace table; raise what dlt raised when it cannot be loaded.
 
-        After a failure the trace pipeline's pending package is removed: the caller keeps the row
-        in a spill file, and the next trace must not load the old package instead of its own.
+        Once the trace table exists, a row goes into it by one SQL transaction on destinations
+        listed in `DIRECT_INSERT_DESTINATIONS`: an insert of the row and of its load into dlt's
+        `_dlt_loads` table, as dlt's loader would write them, without the cost of a pipeline run.
+        Otherwise, and when the direct insert fails, the row is loaded by a run of the trace
+        pipeline, which creates or updates the table. After a failed run the trace pipeline's
+        pending package is removed: the caller keeps the row in a spill file, and the next trace
+        must not load the old package instead of its own.
         """
+        if self._table_ready():
+            try:
+                self._insert(row)
+                return
+            except Exception:  # noqa: BLE001 - the trace pipeline's run is tried next
+                self._table_known = False
+                if self.is_stored(row):
+                    return
         try:
             self.trace_pipeline.run(
                 [dict(row)],
@@ -201,11 +221,55 @@ class TraceStore:
         except Exception:
             self._drop_pending_packages()
             raise
+        self._table_known = True
+
+    def _table_ready(self) -> bool:
+        """Return whether a row can be inserted directly into an existing trace table."""
+        if self._table_known is None:
+            # a trace pipeline that loaded the table in an earlier process knows its columns
+            schema = self.trace_pipeline.default_schema if self.trace_pipeline.schema_names else None
+            table = schema.tables.get(self.table_name) if schema is not None else None
+            columns = table.get("columns", {}) if table is not None else {}
+            self._table_known = all(name in columns for name in TRACE_COLUMNS)
+        if not self._table_known:
+            return False
+        destination = self.trace_pipeline.destination
+        return destination is not None and destination.destination_type in DIRECT_INSERT_DESTINATIONS
+
+    def _insert(self, row: Mapping[str, Any]) -> None:
+        from dlt.common import json
+        from dlt.common.time import precise_time
+        from dlt.common.utils import uniq_id
+
+        if self._job_client is None:
+            self._job_client = self.trace_pipeline.destination_client()
+        client = self._job_client
+        load_id = str(precise_time())
+        values = [
+            json.dumps(row[name]) if spec["data_type"] == "json" and row[name] is not None
+            else row[name]
+            for name, spec in TRACE_COLUMNS.items()
+        ]
+        with client:
+            sql = client.sql_client
+            table = sql.make_qualified_table_name(self.table_name)
+            names = [sql.escape_column_name(name) for name in (*TRACE_COLUMNS, *DLT_COLUMNS)]
+            marks = ", ".join(["%s"] * len(names))
+            with sql.begin_transaction():
+                sql.execute_sql(
+                    f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})",
+                    *values,
+                    load_id,
+                    uniq_id(),
+                )
+                client.complete_load(load_id)
 
     def _drop_pending_packages(self) -> None:
         # NOTE: the trace pipeline's working folder is reset, which also removes its local
         # schema. A trace pipeline is meant for traces only, so it loses no other state.
         trace_pipeline = self.trace_pipeline
+        self._table_known = None
+        self._job_client = None
         try:
             if trace_pipeline.has_pending_data:
                 trace_pipeline.drop()

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import dlt
 import duckdb
+import orjson
 import pytest
 from structlog.testing import LogCapture
 
@@ -464,3 +465,72 @@ class TestTraceLost:
         assert len(lost) == 1
         assert stores[0]["spilled"] is None
         assert "spill_error" in stores[0]
+
+
+def _json_value(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str) else value
+
+
+class TestDirectInsert:
+    @pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+    def test_later_traces_are_loads_of_their_own(
+        self,
+        kind: str,
+        request: pytest.FixtureRequest,
+        tmp_path: Path,
+        unique_name: str,
+        journal_dir: Path,
+        clock: Any,
+    ) -> None:
+        """The first trace creates the table by a pipeline run; the next ones are direct inserts,
+        each recorded in `_dlt_loads` like a load of dlt's; a new runner goes on inserting, and
+        one whose trace pipeline lost its working folder loads through the pipeline again."""
+        if kind == "postgres":
+            dsn = request.getfixturevalue("postgres_dsn")
+            dataset = request.getfixturevalue("dataset")
+            admin = request.getfixturevalue("admin")
+            request.addfinalizer(
+                lambda: admin.cursor().execute(f'DROP SCHEMA IF EXISTS "_trace_{dataset}" CASCADE')
+            )
+            destination: Any = dlt.destinations.postgres(dsn)
+        else:
+            dataset = unique_name
+            destination = dlt.destinations.duckdb(str(tmp_path / "warehouse.duckdb"))
+        pipeline = dlt.pipeline(
+            unique_name,
+            destination=destination,
+            dataset_name=dataset,
+            pipelines_dir=str(tmp_path / "pipelines"),
+        )
+
+        def new_runner() -> Any:
+            return runner_fsm.runner(
+                pipeline, store_trace_info=True, journal_dir=journal_dir, clock=clock
+            )
+
+        first = new_runner()
+        for count in (3, 4, 5):
+            first.run(numbers(count))
+        trace_pipeline = first.trace_store().trace_pipeline
+        assert len(trace_pipeline.list_completed_load_packages()) == 1
+        second = new_runner()
+        second.run(numbers(6))
+        assert len(second.trace_store().trace_pipeline.list_completed_load_packages()) == 1
+        shutil.rmtree(trace_pipeline.working_dir)
+        new_runner().run(numbers(7))
+
+        with trace_pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(f"{unique_name}_trace")
+            loads = client.make_qualified_table_name("_dlt_loads")
+            rows = client.execute_sql(
+                f"SELECT t.attempt, t.success, t.row_counts, t.started_at, t._dlt_load_id,"
+                f" l.status, l.schema_name FROM {table} t JOIN {loads} l"
+                " ON l.load_id = t._dlt_load_id ORDER BY t.started_at"
+            )
+        assert [_json_value(row[2])["numbers"] for row in rows] == [3, 4, 5, 6, 7]
+        assert all(row[0] == 1 and row[1] is True and row[5] == 0 for row in rows)
+        assert len({row[4] for row in rows}) == 5
+        assert {row[6] for row in rows} == {trace_pipeline.default_schema_name}
+        started = [row[3] for row in rows]
+        assert all(hasattr(value, "tzinfo") for value in started)
+        assert started == sorted(started)

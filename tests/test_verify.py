@@ -216,3 +216,54 @@ class TestScenarioExamples:
         replayed = [r for r in records if r.get("replayed")]
         assert len(spilled) == 1
         assert replayed[0]["replayed"] == [spilled[0]["spilled"]]
+
+
+class TestWholeProject:
+    """A project file without PIPELINE names every journal in the project's journal folder."""
+
+    @pytest.fixture
+    def project(self, tmp_path: Path) -> Path:
+        journal_dir = tmp_path / "_data" / "journal"
+        journal_dir.mkdir(parents=True)
+        for name in ("clean_success", "terminal_failure"):
+            shutil.copy(EXAMPLES / f"{name}.jsonl", journal_dir / f"{name}.jsonl")
+        project_file = tmp_path / "dlt.yml"
+        project_file.write_text("pipelines: {}\n")
+        return project_file
+
+    def test_list_every_pipeline(self, project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        code = main(["journal", "list", str(project)])
+
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert code == 0
+        assert lines[0].split()[:3] == ["pipeline", "run", "id"]
+        assert [line.split()[0] for line in lines[1:]] == ["clean_success", "terminal_failure"]
+        assert [line.split()[4] for line in lines[1:]] == ["done", "failed"]
+
+    def test_verify_every_pipeline(self, project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["journal", "verify", str(project)]) == 0
+        assert capsys.readouterr().out.count(": valid,") == 2
+
+        broken = project.parent / "_data" / "journal" / "terminal_failure.jsonl"
+        lines = broken.read_bytes().splitlines(keepends=True)
+        broken.write_bytes(b"".join(lines[:2] + lines[3:]))
+
+        assert main(["journal", "verify", str(project)]) == 1
+        out = capsys.readouterr().out
+        assert ": valid," in out
+        assert f"{broken}:3:" in out
+
+    def test_show_needs_pipeline(self, project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["journal", "show", str(project)]) == 2
+        assert "PIPELINE" in capsys.readouterr().err
+
+    def test_project_without_journals(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        project = tmp_path / "dlt.yml"
+        project.write_text("pipelines: {}\n")
+
+        assert main(["journal", "list", str(project)]) == 2
+        assert "no journals" in capsys.readouterr().err
+
+    def test_missing_project_file(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["journal", "list", str(tmp_path / "dlt.yml")]) == 2
+        assert "neither a journal file" in capsys.readouterr().err
