@@ -355,6 +355,12 @@ class Run:
             self.payload["skipped"] = "no destination, dev_mode or restore_from_destination=false"
             self.destination_synced = True
             return "synced"
+        # NOTE: `_state_restored` is a private flag of dlt's Pipeline. dlt syncs a pipeline object
+        # once, on its first run, and so does the runner; `drop` (a clean folder) clears the flag.
+        if getattr(pipeline, "_state_restored", False):
+            self.payload["skipped"] = "the pipeline object already synced in this process"
+            self.destination_synced = True
+            return "synced"
         try:
             pipeline.sync_destination(
                 destination=self.kwargs.get("destination"),
@@ -363,8 +369,7 @@ class Run:
             )
         except Exception as ex:  # noqa: BLE001 - every failure goes to the retry decision
             return self._fail(ex)
-        # NOTE: `_state_restored` is a private flag of dlt's Pipeline. Setting it marks the state
-        # as synced in this process, so that pipeline.run in the attempt does not sync again.
+        # marks the state as synced in this process, so that pipeline.run does not sync again
         if hasattr(pipeline, "_state_restored"):
             pipeline._state_restored = True
         self.destination_synced = True

@@ -113,9 +113,13 @@ class Runner:
         return self._trace_store
 
     def learn_secrets(self) -> None:
-        """Add the secret values of the destination credentials to the scrubber, once."""
+        """Have the scrubber learn the secret values of the destination credentials, once.
+
+        The values are looked up when the scrubber first scrubs something.
+        """
         if not self._secrets_known:
-            self.scrubber.add(known_secrets(self.pipeline))
+            pipeline = self.pipeline
+            self.scrubber.add_later(lambda: known_secrets(pipeline))
             self._secrets_known = True
 
     @property

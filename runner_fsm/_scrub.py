@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable
+from typing import Callable, Iterable
 
 __all__ = ["Scrubber", "ScrubbingFilter", "REDACTED"]
 
@@ -32,7 +32,16 @@ class Scrubber:
 
     def __init__(self, known_secrets: Iterable[str] = ()) -> None:
         self._known: set[str] = set()
+        self._pending: list[Callable[[], Iterable[str]]] = []
         self.add(known_secrets)
+
+    def add_later(self, find_secrets: Callable[[], Iterable[str]]) -> None:
+        """Call `find_secrets` before the next scrub and add the values it returns.
+
+        Finding secrets can be slow (dlt resolves the destination's configuration), and a run
+        that fails nowhere and stores no trace scrubs nothing, so it never pays for it.
+        """
+        self._pending.append(find_secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         """Add exact secret values to scrub."""
@@ -42,6 +51,9 @@ class Scrubber:
 
     def scrub(self, text: str) -> str:
         """Return `text` with the known secrets and secret-shaped substrings replaced by `***`."""
+        while self._pending:
+            # taken off the list first: finding secrets may log, and the log filter scrubs
+            self.add(self._pending.pop()())
         for secret in sorted(self._known, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         text = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)

@@ -8,6 +8,9 @@ before any run starts.
 
 from __future__ import annotations
 
+import copy
+import functools
+
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from importlib import resources
@@ -99,10 +102,16 @@ def load_spec(path: Optional[Path] = None, model: Any = None) -> MachineSpec:
     except OSError as ex:
         raise SpecError(f"cannot read the spec: {ex}", spec_path=str(spec_path)) from ex
     try:
-        data = yaml.safe_load(text)
+        data = copy.deepcopy(_parse_yaml(text))
     except yaml.YAMLError as ex:
         raise SpecError(f"the spec is not valid YAML: {ex}", spec_path=str(spec_path)) from ex
     return parse_spec(data, spec_path=str(spec_path), model=model)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_yaml(text: str) -> Any:
+    """Parse a spec text, with libyaml where PyYAML has it; a runner per run reads the same text."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
 
 
 def _require(condition: bool, message: str, spec_path: str, state: Optional[str] = None) -> None:

@@ -172,10 +172,18 @@ class TraceStore:
         self.pipeline = pipeline
         self.scrubber = scrubber
         self.table_name = trace_table_name(pipeline.pipeline_name)
-        self.trace_pipeline = self._make_trace_pipeline(target)
+        self._target = target
+        self._trace_pipeline: Optional["Pipeline"] = None
         # None until known: whether the trace table exists with every column of TRACE_COLUMNS
         self._table_known: Optional[bool] = None
         self._job_client: Any = None
+
+    @property
+    def trace_pipeline(self) -> "Pipeline":
+        """The pipeline that loads the trace rows, created on first use."""
+        if self._trace_pipeline is None:
+            self._trace_pipeline = self._make_trace_pipeline(self._target)
+        return self._trace_pipeline
 
     def _make_trace_pipeline(self, target: Any) -> "Pipeline":
         import dlt
