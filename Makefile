@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export RUNTIME__DLTHUB_TELEMETRY := false
 
-.PHONY: demo test lint install clean-demo
+.PHONY: demo test lint bench install clean-demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
+
+# Time runner-fsm against plain dlt, the journal and the command line; see docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python bench/run_cost.py
+	$(BIN)/python bench/journal_cost.py
 
 lint: $(STAMP)
 	$(BIN)/python -m mypy

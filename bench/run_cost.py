@@ -32,6 +32,7 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 import argparse
 import gc
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -172,8 +173,21 @@ def memory_child(way: str) -> None:
     """Run the demo once the way `way` names, in a new folder, and print the peak RSS in MB."""
     with tempfile.TemporaryDirectory() as name:
         Way(Path(name), way, "demo").run()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(peak_kb / 1024)
+    print(peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """Return the peak resident set size of this process, in MB.
+
+    `VmHWM` of `/proc/self/status` counts this program only. `ru_maxrss` also keeps the size of
+    the parent at the fork that started this process, which hides a smaller peak of its own.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory(runs: int) -> None:
@@ -196,11 +210,66 @@ def memory(runs: int) -> None:
         print(f"| `{way}` | {median:.1f} MB | {median / base:.3f} |")
 
 
+PLAIN_PROCESS = """
+import sys
+from runner_fsm.project import load_project
+project = load_project(sys.argv[1])
+project.make_pipeline("flights").run(project.make_source("flights"))
+"""
+PROCESS_WAYS = ("plain", "runner", "runner_traces")
+
+
+def processes(rounds: int) -> None:
+    """Time whole processes on the demo: a Python program with `pipeline.run`, `runner-fsm run`."""
+    script = Path(sys.executable).with_name("runner-fsm")
+    times: dict[str, list[float]] = {way: [] for way in PROCESS_WAYS}
+    with tempfile.TemporaryDirectory() as name:
+        projects = {}
+        for way in PROCESS_WAYS:
+            projects[way] = Path(name) / way / "dlt.yml"
+            shutil.copytree(DEMO.parent / "sources", projects[way].parent / "sources")
+            shutil.copy(DEMO, projects[way])
+        for round_number in range(rounds + 1):
+            shift = round_number % len(PROCESS_WAYS)
+            for way in PROCESS_WAYS[shift:] + PROCESS_WAYS[:shift]:
+                project = str(projects[way])
+                environment = dict(os.environ)
+                environment["PIPELINES__FLIGHTS__RUN_CONFIG__STORE_TRACE_INFO"] = str(
+                    way == "runner_traces"
+                ).lower()
+                if way == "plain":
+                    command = [sys.executable, "-c", PLAIN_PROCESS, project]
+                else:
+                    command = [str(script), "run", project, "flights"]
+                started = time.perf_counter()
+                subprocess.run(command, env=environment, capture_output=True, check=True)
+                if round_number > 0:
+                    times[way].append(time.perf_counter() - started)
+    base = statistics.median(times["plain"])
+    print(f"\nthe demo in a new process each time: median of {rounds} rounds\n")
+    print("| way | command | median process | more than plain | ratio to plain |")
+    print("|---|---|---|---|---|")
+    commands = {
+        "plain": "`python -c` with `pipeline.run`",
+        "runner": "`runner-fsm run`, `store_trace_info: false`",
+        "runner_traces": "`runner-fsm run`, `store_trace_info: true`",
+    }
+    for way in PROCESS_WAYS:
+        median = statistics.median(times[way])
+        print(
+            f"| `{way}` | {commands[way]} | {median:.3f} s | {median - base:+.3f} s |"
+            f" {median / base:.3f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9, help="measured rounds of the demo")
     parser.add_argument("--small-rounds", type=int, default=21, help="measured rounds of 1,000 rows")
     parser.add_argument("--memory-runs", type=int, default=3, help="processes per way for memory")
+    parser.add_argument(
+        "--process-rounds", type=int, default=5, help="measured rounds of whole processes"
+    )
     parser.add_argument("--memory-child", choices=WAYS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     # the runner renders its log lines as on a terminal; they are written to nowhere
@@ -210,6 +279,7 @@ def main() -> None:
         return
     compare("demo", args.rounds)
     compare("small", args.small_rounds)
+    processes(args.process_rounds)
     memory(args.memory_runs)
 
 

@@ -11,7 +11,8 @@ A pipeline `flights` of a project file reads its `run_config` from, highest prec
 A key set in a higher place replaces the same key of the places below it; keys that it does not
 set keep their values. Nested keys combine the same way, with one exception: a place that sets
 `retry_policy` to another policy `type` replaces the whole `retry_policy` of the places below it,
-because the parameters of one policy type do not fit another.
+because the parameters of one policy type do not fit another. A `retry_policy` given as a type
+name (`retry_policy: backoff`) counts as `{type: backoff}`.
 
 The value of an environment variable is read as JSON, then as a TOML value, and otherwise kept
 as the string it is: `3` is a number, `true` a boolean, `["load", "normalize"]` a list,
@@ -231,6 +232,13 @@ def _replaces(path: KeyPath, lower: Mapping[str, Any], upper: Mapping[str, Any])
     return path == ("retry_policy",) and "type" in upper and upper["type"] != lower.get("type")
 
 
+def _policy_as_table(values: Any) -> Any:
+    """Return `values` with a `retry_policy` given by name written as `{type: <name>}`."""
+    if isinstance(values, Mapping) and isinstance(values.get("retry_policy"), str):
+        return {**values, "retry_policy": {"type": values["retry_policy"]}}
+    return values
+
+
 def merge_layers(layers: list[Layer]) -> tuple[Any, Callable[[str], Place]]:
     """Combine `layers`, lowest precedence first, into one `run_config`.
 
@@ -264,6 +272,7 @@ def merge_layers(layers: list[Layer]) -> tuple[Any, Callable[[str], Place]]:
                 take(child_path, value, layer)
 
     for layer in layers:
+        layer.values = _policy_as_table(layer.values)
         if layer.values is None:
             continue
         if not isinstance(layer.values, Mapping):

@@ -18,9 +18,12 @@ import os
 import signal
 from typing import Any, Optional
 
+from runner_fsm.exceptions import ConfigError
+
 __all__ = ["FAULT_VARIABLE", "FaultPoint", "counting_collector", "fault_from_environment"]
 
 FAULT_VARIABLE = "RUNNER_FSM_FAULT"
+KINDS = ("state", "step", "inside", "jobs")
 
 
 class FaultPoint:
@@ -42,17 +45,22 @@ class FaultPoint:
 
 
 def fault_from_environment() -> Optional[FaultPoint]:
-    """Return the fault armed in `RUNNER_FSM_FAULT`, or None; raise ValueError when malformed."""
+    """Return the fault armed in `RUNNER_FSM_FAULT`, or None; raise ConfigError when malformed."""
     text = os.environ.get(FAULT_VARIABLE, "").strip()
     if not text:
         return None
     action, _, point = text.partition("@")
     kind, _, rest = point.partition(":")
     name, _, occurrence = rest.partition("#")
-    if action != "kill" or kind not in ("state", "step", "inside", "jobs") or not name:
-        raise ValueError(
-            f"{FAULT_VARIABLE}={text!r} is invalid; write kill@state:<state>, kill@step:<step>,"
-            " kill@inside:<step> or kill@jobs:<n>, optionally followed by #<occurrence>."
+    valid_occurrence = not occurrence or (occurrence.isdigit() and int(occurrence) >= 1)
+    if action != "kill" or kind not in KINDS or not name or not valid_occurrence:
+        raise ConfigError(
+            f"the fault point {text!r} is invalid. Write kill@state:<state>, kill@step:<step>,"
+            " kill@inside:<step> or kill@jobs:<n>, optionally followed by #<k> with k a"
+            " positive whole number, or unset the variable.",
+            source="environment",
+            key=FAULT_VARIABLE,
+            value=text,
         )
     return FaultPoint(kind, name, int(occurrence) if occurrence else 1)
 

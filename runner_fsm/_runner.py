@@ -39,13 +39,18 @@ def default_journal_dir(pipeline: "Pipeline") -> Path:
 
 
 def _check_trace_target(value: Any) -> Any:
-    if isinstance(value, bool) or (isinstance(value, str) and value):
+    if isinstance(value, bool):
         return value
     if hasattr(value, "pipeline_name") and hasattr(value, "run"):
         return value
+    hint = (
+        " A pipeline name works in dlt.yml, where the project defines the pipeline; from Python,"
+        " pass the dlt.Pipeline object."
+        if isinstance(value, str)
+        else ""
+    )
     raise ConfigError(
-        f"`store_trace_info` must be True, False, a pipeline name or a dlt.Pipeline, got"
-        f" {value!r}.",
+        f"`store_trace_info` must be True, False or a dlt.Pipeline, got {value!r}.{hint}",
         key="store_trace_info",
         value=value,
     )
@@ -90,7 +95,7 @@ class Runner:
             store_trace_info=_check_trace_target(store_trace_info),
             run_from_clean_folder=run_from_clean_folder,
             retry_policy=resolve_policy(retry_policy),
-            retry_pipeline_steps=check_retry_steps(list(retry_pipeline_steps)),
+            retry_pipeline_steps=check_retry_steps(retry_pipeline_steps),
             on_terminal_pending=on_terminal_pending,
         )
         self.journal_dir = Path(journal_dir) if journal_dir else default_journal_dir(pipeline)

@@ -176,7 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "spec":
         return _spec_command(args)
     if args.command == "journal":
-        return _journal_command(args)
+        return _closing_pipe_ok(_journal_command, args)
     from runner_fsm.logs import configure_logging
 
     if args.log_format == "json":
@@ -191,6 +191,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         signal.signal(signal.SIGTERM, previous)
     parser.error(f"unknown command {args.command!r}")
     return EXIT_USAGE
+
+
+def _closing_pipe_ok(command: Any, args: argparse.Namespace) -> int:
+    """Run an output command; a reader that closes the pipe early (`| head`) ends it quietly."""
+    try:
+        code: int = command(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the interpreter flushes stdout again at exit; point it at /dev/null first
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_DONE
+    return code
 
 
 class Terminated(KeyboardInterrupt):
@@ -213,6 +226,7 @@ def _print_error(message: str, log_format: str) -> None:
 
 
 def _prepare(args: argparse.Namespace, locks: list[Any]) -> tuple[Any, Any]:
+    from runner_fsm._faults import fault_from_environment
     from runner_fsm._lock import PipelineLock, lock_path
     from runner_fsm._run import Run
     from runner_fsm._runner import Runner
@@ -220,6 +234,7 @@ def _prepare(args: argparse.Namespace, locks: list[Any]) -> tuple[Any, Any]:
     from runner_fsm.machine import load_spec
     from runner_fsm.project import load_project
 
+    fault_from_environment()  # a malformed fault point is an error before any work starts
     project: Project = load_project(args.dlt_yml)
     run_config = project.run_config(args.pipeline)
     load_spec(args.spec, model=Run)

@@ -81,11 +81,12 @@ class JournalLine:
     torn: bool = False
 
 
-def _parse_line(number: int, raw: bytes, is_last: bool) -> JournalLine:
+def _parse_line(number: int, raw: bytes) -> JournalLine:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as ex:
-        torn = is_last and not raw.endswith(b"\n")
+        # only the last line of a file can lack its newline: a write that a crash cut short
+        torn = not raw.endswith(b"\n")
         return JournalLine(number, None, f"invalid JSON: {ex}", torn)
     if not isinstance(value, dict):
         return JournalLine(number, None, "the line is not a JSON object")
@@ -93,12 +94,14 @@ def _parse_line(number: int, raw: bytes, is_last: bool) -> JournalLine:
 
 
 def read_records(path: os.PathLike[str] | str) -> Iterator[JournalLine]:
-    """Yield every line of the journal at `path`, readable or not, in file order."""
+    """Yield every line of the journal at `path`, readable or not, in file order.
+
+    The file is read line by line, so a long journal is never held in memory whole.
+    """
     with open(path, "rb") as handle:
-        lines = handle.readlines()
-    for index, raw in enumerate(lines):
-        if raw.strip():
-            yield _parse_line(index + 1, raw, index == len(lines) - 1)
+        for number, raw in enumerate(handle, start=1):
+            if raw.strip():
+                yield _parse_line(number, raw)
 
 
 def read_tail(path: os.PathLike[str] | str, max_records: int) -> list[JournalLine]:
@@ -123,9 +126,7 @@ def read_tail(path: os.PathLike[str] | str, max_records: int) -> list[JournalLin
         raw_lines = raw_lines[1:]  # the first line of the buffer may be cut
     raw_lines = [raw for raw in raw_lines if raw.strip()][-max_records:]
     count = len(raw_lines)
-    return [
-        _parse_line(index - count, raw, index == count - 1) for index, raw in enumerate(raw_lines)
-    ]
+    return [_parse_line(index - count, raw) for index, raw in enumerate(raw_lines)]
 
 
 class Journal:

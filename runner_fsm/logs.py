@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, TextIO
+from typing import Any, Optional, TextIO
 
 import structlog
 
@@ -37,9 +37,11 @@ def get_logger(**context: Any) -> Any:
 
 
 def configure_logging(
-    log_format: str = "console", level: int = logging.INFO, stream: TextIO = sys.stderr
+    log_format: str = "console", level: int = logging.INFO, stream: Optional[TextIO] = None
 ) -> None:
-    """Render runner events as console lines or JSON lines on `stream`, from `level` up."""
+    """Render runner events as console lines or JSON lines on `stream` (default: standard error),
+    from `level` up."""
+    stream = sys.stderr if stream is None else stream
     if log_format not in LOG_FORMATS:
         raise ValueError(f"unknown log format {log_format!r}; use one of {LOG_FORMATS}")
     renderer: Any

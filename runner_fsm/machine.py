@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from importlib import resources

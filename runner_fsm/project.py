@@ -45,9 +45,10 @@ providers in this order, and the first that contains the value wins:
 5. the secret vaults that dlt's `[providers]` configuration enables (Airflow, Google, AWS).
 
 Within one provider dlt tries the most specific key first (`sources.github.gh.api_key`, then
-`sources.github.api_key`, `sources.gh.api_key`, `sources.api_key`, `api_key`). When dlt knows
-the pipeline, it first looks up every key with the pipeline name as the first section
-(`<pipeline>.sources.github.gh.api_key`) in all providers.
+`sources.github.api_key`, `sources.gh.api_key`, `sources.api_key`, `api_key`). Destination values
+can also be written with the pipeline name as the first section
+(`<pipeline>.destination.warehouse.credentials`), which dlt looks up first while the pipeline
+loads.
 
 Data folder. `<project folder>/_data` contains `pipelines/` (the working folders of the pipelines),
 `journal/` (the run journals) and `local/` (the files of local destinations: a duckdb destination
@@ -576,11 +577,12 @@ class Project:
         definition = self.destinations[pipeline.destination]
         factory = self._find_destination_factory(definition)
         arguments: dict[str, Any] = {"destination_name": definition.name}
+        # relative paths of local destinations are resolved in the folder of local files
+        self.local_dir.mkdir(parents=True, exist_ok=True)
         factory_class = DestinationReference.ensure_factory(factory)
         if issubclass(factory_class, dlt.destinations.duckdb) and not _credentials_configured(
             definition.name, pipeline.name
         ):
-            self.local_dir.mkdir(parents=True, exist_ok=True)
             arguments["credentials"] = str(self.local_dir / f"{pipeline.name}.duckdb")
         destination: Destination[Any, Any] = factory(**arguments)
         return destination

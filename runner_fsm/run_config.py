@@ -90,7 +90,7 @@ def check_retry_steps(
 def _check_bool(value: Any, place: Place) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(
-            f"`{place.key}` must be true or false, got {value!r}.",
+            f"the value must be true or false, got {value!r}.",
             source=place.source,
             line=place.line,
             key=place.key,

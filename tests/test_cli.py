@@ -730,3 +730,56 @@ def test_help_skips_dlt_import() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("fault", ["explode@state:attempt", "kill@state:attempt#x", "kill@state:attempt#0", "kill@moon:1"])
+def test_malformed_fault_point_exits_2(
+    project_file: Path,
+    pipeline_name: str,
+    fault: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A malformed RUNNER_FSM_FAULT is an error of the environment, found before any work."""
+    monkeypatch.setenv("RUNNER_FSM_FAULT", fault)
+
+    assert main(["run", str(project_file), pipeline_name]) == EXIT_USAGE
+
+    err = capsys.readouterr().err
+    assert "RUNNER_FSM_FAULT" in err
+    assert repr(fault) in err
+    assert not (project_file.parent / "_data" / "journal" / f"{pipeline_name}.jsonl").exists()
+
+
+def test_journal_output_into_closed_pipe(tmp_path: Path) -> None:
+    """`journal show | head -1` on a long run prints one line and no traceback."""
+    import orjson
+
+    from runner_fsm.journal import GENESIS_HASH, record_hash
+
+    journal = tmp_path / "long.jsonl"
+    previous = GENESIS_HASH
+    with open(journal, "wb") as handle:
+        for seq in range(1, 20_001):
+            record = {
+                "v": 1, "seq": seq, "ts": "2026-12-04T00:00:00+00:00", "run_id": "r1",
+                "pipeline": "p", "kind": "transition", "from": "waiting", "to": "attempt",
+                "trigger": "waited", "operation": "attempt", "attempt": seq, "prev": previous,
+            }
+            record["hash"] = previous = record_hash(record)
+            handle.write(orjson.dumps(record) + b"\n")
+    environment = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    shell = f"'{RUNNER_SCRIPT}' journal show --format json '{journal}' | head -1"
+
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", shell],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    assert "Traceback" not in result.stderr

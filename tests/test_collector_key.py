@@ -207,3 +207,17 @@ def test_cli_bad_collector_exits_2(
     assert f"{path}:11" in err
     assert "not a dlt Collector" in err
     assert textwrap.shorten(err, 2000).count("Traceback") == 0
+
+
+def test_relative_duckdb_path_in_new_project(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative duckdb path is resolved in `_data/local`, which the first run creates."""
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    path = write_project(tmp_path / "project", name, "log")
+    text = path.read_text().replace("    type: duckdb\n", "    type: duckdb\n    credentials: rel.duckdb\n")
+    path.write_text(text.replace("    progress: log\n", ""))
+
+    assert main(["run", str(path), name]) == EXIT_DONE
+
+    assert (tmp_path / "project" / "_data" / "local" / "rel.duckdb").is_file()

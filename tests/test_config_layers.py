@@ -461,3 +461,18 @@ def test_cli_bad_environment_value_exits_2(
     assert variable in err
     assert "environment" in err
     assert not (project_file.parent / "_data" / "journal" / f"{name}.jsonl").exists()
+
+
+def test_policy_by_name_takes_keys_from_above(project_file: Path, name: str) -> None:
+    """`retry_policy: backoff` in the project file counts as `{type: backoff}` when merged."""
+    text = project_file.read_text().replace(
+        "      retry_policy:\n        type: fixed\n        max_attempts: 3\n",
+        "      retry_policy: backoff\n",
+    )
+    project_file.write_text(text)
+    environ = {env_name(name, "retry_policy", "max_attempts"): "2"}
+
+    config = load_project(project_file).run_config(name, environ=environ)
+
+    assert isinstance(config.retry_policy, BackoffRetry)
+    assert config.retry_policy.max_attempts == 2

@@ -15,7 +15,7 @@ from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 import runner_fsm
-from runner_fsm.exceptions import GeneratorNotRetryable
+from runner_fsm.exceptions import ConfigError, GeneratorNotRetryable
 from tests.helpers import duckdb_count, journal_records, transitions
 
 
@@ -294,3 +294,29 @@ class TestUnreachableDestination:
         assert raised.value.step == "sync"
         assert last["summary"]["tries"] == {"sync": 3}
         assert clock.sleeps == [1.0, 2.0]
+
+
+class TestPythonArguments:
+    """Arguments of `runner_fsm.runner` that dlt.yml cannot express the same way."""
+
+    def test_steps_as_string(self, duckdb_pipeline: Callable[..., Any], journal_dir: Path) -> None:
+        with pytest.raises(ConfigError) as raised:
+            runner_fsm.runner(duckdb_pipeline(), retry_pipeline_steps="load", journal_dir=journal_dir)
+
+        assert "must be a list of steps" in str(raised.value)
+        assert raised.value.value == "load"
+
+    def test_steps_as_tuple(self, duckdb_pipeline: Callable[..., Any], journal_dir: Path) -> None:
+        runner = runner_fsm.runner(
+            duckdb_pipeline(), retry_pipeline_steps=("extract", "load"), journal_dir=journal_dir
+        )
+
+        assert runner.config.retry_pipeline_steps == ["extract", "load"]
+
+    def test_trace_pipeline_name_from_python(
+        self, duckdb_pipeline: Callable[..., Any], journal_dir: Path
+    ) -> None:
+        with pytest.raises(ConfigError) as raised:
+            runner_fsm.runner(duckdb_pipeline(), store_trace_info="traces", journal_dir=journal_dir)
+
+        assert "pass the dlt.Pipeline object" in str(raised.value)
