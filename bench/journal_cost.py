@@ -2,9 +2,9 @@
 
 - journal append: the time of `Journal.append` for a transition record like those of a run,
   which serializes, hashes, writes, flushes and fsyncs one line;
-- resume decision: `find_interrupted`, which decides at the start of a run whether the last run
-  of the journal was interrupted, on journals of 1 thousand, 100 thousand and 1 million records
-  with a real hash chain, against an empty journal;
+- resume decision: `find_interrupted` decides at the start of a run whether the last run of the
+  journal was interrupted. It is timed on journals of 1 thousand, 100 thousand and 1 million
+  records with a real hash chain, and on an empty journal;
 - CLI start: `runner-fsm --help` in a new process, against `python -c pass`, and
   `runner-fsm journal list` on the journals above.
 
@@ -39,7 +39,7 @@ RUNNER_SCRIPT = Path(sys.executable).with_name("runner-fsm")
 
 
 def transition(seq: int) -> dict[str, Any]:
-    """Return a transition record of a run of ten records, as a run of the demo journals it."""
+    """Return transition record `seq`, in runs of ten records like the runs of the demo."""
     return {
         "ts": "2026-12-04T00:00:00.000000+00:00",
         "run_id": f"20261204T000000Z-{seq // 10:08x}",

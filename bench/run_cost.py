@@ -6,8 +6,8 @@ falls on every way alike. The first round creates the tables and is left out. Ea
 a duckdb file of its own, with a pipeline working folder of its own.
 
 - `plain`: `pipeline.run(data)`;
-- `tenacity`: `pipeline.run(data)` inside a `tenacity.Retrying` loop that retries what dlt's
-  `retry_load` helper says to retry, the loop that dlt's documentation suggests;
+- `tenacity`: `pipeline.run(data)` inside a `tenacity.Retrying` loop that retries the failures
+  that dlt's `retry_load` helper accepts, the loop that dlt's documentation suggests;
 - `runner`: `runner_fsm.runner(pipeline).run(data)`, which journals every transition;
 - `runner_traces`: the same with `store_trace_info=True`.
 
@@ -85,10 +85,10 @@ def make_pipeline(folder: Path, way: str, workload: str) -> Any:
 
 
 class Way:
-    """One way to run a workload: its pipeline, and its runner for the runner ways.
+    """One way to run a workload, with its pipeline and (for the runner ways) its runner.
 
-    The pipeline and the runner are made once and used for every round, as a program that runs
-    a pipeline again and again would use them.
+    The pipeline and the runner are made once and used in every round, as in a program that runs
+    a pipeline again and again.
     """
 
     def __init__(self, folder: Path, name: str, workload: str) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "Place",
     "env_layer",
     "merge_layers",
+    "unread_settings",
     "toml_layer",
     "yaml_layer",
 ]
@@ -50,7 +51,7 @@ KeyPath = tuple[str, ...]
 
 @dataclass(frozen=True)
 class Place:
-    """Where a value was written: the file (or `environment`), its line and its key there."""
+    """The origin of a value: the file (or `environment`), its line and its key there."""
 
     source: Optional[str]
     line: Optional[int]
@@ -222,6 +223,44 @@ def toml_layer(path: Path, pipeline_name: str) -> Optional[Layer]:
     }
     values = dict(node) if isinstance(node, Mapping) else node
     return Layer(values, str(path), _dotted(".".join(section)), key_lines)
+
+
+# --- settings that no pipeline reads -------------------------------------------------------------
+
+
+def unread_settings(
+    pipeline_names: list[str],
+    toml_paths: list[Path],
+    environ: Optional[Mapping[str, str]] = None,
+) -> list[str]:
+    """Name the `pipelines` settings of the environment and TOML files that no pipeline reads.
+
+    A misspelled pipeline name or `run_config` section would otherwise be ignored in silence.
+    """
+    environ = os.environ if environ is None else environ
+    wanted = {env_prefix(name) for name in pipeline_names}
+    found = [
+        f"environment variable {name}"
+        for name in sorted(environ)
+        if name.startswith("PIPELINES__")
+        and not any(name == prefix or name.startswith(prefix + "__") for prefix in wanted)
+    ]
+    for path in toml_paths:
+        try:
+            document = tomlkit.parse(path.read_text(encoding="utf-8")).unwrap()
+        except (OSError, UnicodeDecodeError, TOMLKitError):
+            continue  # toml_layer reports a file that cannot be read
+        pipelines = document.get("pipelines")
+        if not isinstance(pipelines, Mapping):
+            continue
+        for name, section in pipelines.items():
+            if name not in pipeline_names:
+                found.append(f"[pipelines.{name}] in {path}")
+            elif isinstance(section, Mapping):
+                found.extend(
+                    f"[pipelines.{name}.{key}] in {path}" for key in section if key != "run_config"
+                )
+    return found
 
 
 # --- combining the places ------------------------------------------------------------------------

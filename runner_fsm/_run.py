@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from runner_fsm._classify import Verdict, classify, exception_chain, failed_step, root_cause
 from runner_fsm._faults import counting_collector, fault_from_environment
+from runner_fsm._messages import first_line, headline, last_line
 from runner_fsm._resume import Interrupted
 from runner_fsm._scrub import ScrubbingFilter
 from runner_fsm._tracking import listen_to_steps, stop_listening
@@ -440,7 +441,7 @@ class Run:
                 if kind == "terminal":
                     jobs.append((parsed.job_id(), str(message or "")))
             if jobs:
-                scrubbed = [(job_id, self.scrubber.scrub(_last_line(text))) for job_id, text in jobs]
+                scrubbed = [(job_id, self.scrubber.scrub(last_line(text))) for job_id, text in jobs]
                 return PendingPackageFailed(load_id, scrubbed, pipeline.pipeline_name)
         return None
 
@@ -540,7 +541,7 @@ class Run:
                 quoted = client.escape_column_name(column)
                 client.execute_sql(f"DELETE FROM {qualified} WHERE {quoted} = %s", load_id)
         except Exception as ex:  # noqa: BLE001 - no SQL client or no table: nothing to delete
-            message = _first_line(self.scrubber.scrub(str(ex)))
+            message = first_line(self.scrubber.scrub(str(ex)))
             if "does not exist" in message or "not found" in message.lower():
                 return True
             self.log.warning("table_not_reloaded", table=table, load_id=load_id, error=message)
@@ -651,7 +652,7 @@ class Run:
         return "trace_stored"
 
     def _spill_trace(self, store: TraceStore, row: dict[str, Any], error: BaseException) -> None:
-        message = self.scrubber.scrub(_last_line(str(error)))
+        message = self.scrubber.scrub(last_line(str(error)))
         try:
             path = store.spill(row)
         except OSError as spill_error:
@@ -741,7 +742,7 @@ class Run:
                 attempt=self.tries[self.failed_operation],
                 wait_s=self.decision.wait_s,
                 error_type=shown["type"],
-                error=_first_line(shown["message"]),
+                error=headline(shown["message"]),
             )
         return self.decision.retry
 
@@ -776,7 +777,7 @@ class Run:
             self.payload["exception"] = self.describe_exception(self.last_error)
         self.log.error(
             "run_failed",
-            error=_first_line(self.payload.get("exception", {}).get("message") or ""),
+            error=headline(self.payload.get("exception", {}).get("message")),
             **self.payload["summary"],
         )
         self._call_after(False)
@@ -795,20 +796,6 @@ class Run:
             "tries": dict(self.tries),
             "duration_s": round(self.clock.monotonic() - self.started_at, 6),
         }
-
-
-def _first_line(text: str, limit: int = 300) -> str:
-    """Return the first non-empty line of `text`, cut to `limit` characters."""
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:limit]
-    return ""
-
-
-def _last_line(text: str, limit: int = 500) -> str:
-    """Return the last non-empty line of `text`: the exception line of a traceback."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return (lines[-1] if lines else "")[:limit]
 
 
 def _destination_name(pipeline: Any, kwargs: dict[str, Any]) -> Optional[str]:

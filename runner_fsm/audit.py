@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from runner_fsm._messages import headline
 from runner_fsm.journal import GENESIS_HASH, read_records, record_hash
 
 __all__ = [
@@ -38,16 +39,18 @@ def verify_journal(path: os.PathLike[str] | str) -> VerifyResult:
 
     A record must have the next sequence number, its `prev` must be the `hash` of the record
     before it, and its `hash` must match its content. A torn write leaves an unreadable line
-    that the chain goes on past: such a line is skipped and listed. Any other problem is
-    reported with its line number.
+    that the chain goes on past, or a last line without a newline: such a line is skipped and
+    listed. Any other problem is reported with its line number.
     """
     result = VerifyResult()
     expected_seq, expected_prev = 1, GENESIS_HASH
     run_ids: set[str] = set()
     pending_unreadable: list[str] = []
+    last_unreadable = None
     for line in read_records(path):
         if line.record is None:
             pending_unreadable.append(f"line {line.number}: {line.error}")
+            last_unreadable = line
             continue
         record = line.record
         problem = _check(record, expected_seq, expected_prev)
@@ -61,8 +64,17 @@ def verify_journal(path: os.PathLike[str] | str) -> VerifyResult:
         result.records += 1
         run_ids.add(str(record.get("run_id")))
         expected_seq, expected_prev = record["seq"] + 1, record["hash"]
-    result.skipped += pending_unreadable
     result.runs = len(run_ids)
+    if last_unreadable is not None and pending_unreadable and not last_unreadable.torn:
+        # a write that a crash cut short is the last line and has no newline
+        result.problem = (
+            f"the line is unreadable ({last_unreadable.error}) and no record follows it, but it"
+            " ends with a newline, which a write that a crash cut short does not have: the line"
+            " was most likely edited"
+        )
+        result.problem_line = last_unreadable.number
+        return result
+    result.skipped += pending_unreadable
     return result
 
 
@@ -106,7 +118,9 @@ def summarize_runs(path: os.PathLike[str] | str) -> list[RunSummary]:
         if record is None or "run_id" not in record:
             continue
         run_id = str(record["run_id"])
-        summary = runs.setdefault(run_id, RunSummary(run_id, str(record.get("ts", ""))))
+        summary = runs.get(run_id)
+        if summary is None:
+            summary = runs[run_id] = RunSummary(run_id, str(record.get("ts", "")))
         if isinstance(record.get("attempt"), int):
             summary.attempts = max(summary.attempts, record["attempt"])
         if record.get("to") in ("done", "failed"):
@@ -160,8 +174,7 @@ def describe_record(record: dict[str, Any]) -> str:
             details.append(f"rows {record['rows']}")
         exception = record.get("exception")
         if exception:
-            message = str(exception.get("message", "")).strip().splitlines()
-            details.append(f"{exception.get('type')}: {message[0] if message else ''}")
+            details.append(f"{exception.get('type')}: {headline(exception.get('message'), limit=10_000)}")
         if record.get("reason"):
             details.append(str(record["reason"]))
         return f"{head} {text}" + (f"  {'; '.join(details)}" if details else "")

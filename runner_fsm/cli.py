@@ -362,7 +362,13 @@ def _journal_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for _, path in journals:
         if not path.is_file():
-            print(f"runner-fsm: error: the journal `{path}` does not exist.", file=sys.stderr)
+            others = sorted(p.stem for p in path.parent.glob("*.jsonl"))
+            known = f" Journals in that folder: {', '.join(others)}." if others else ""
+            print(
+                f"runner-fsm: error: the journal `{path}` does not exist: the pipeline has not"
+                f" run with this journal folder, or its name is misspelled.{known}",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
     if args.journal_command == "list":
         return _list_runs(journals)
@@ -379,7 +385,7 @@ def _list_runs(journals: list[tuple[Optional[str], Path]]) -> int:
     width = max([len("pipeline")] + [len(name or "") for name, _ in journals])
     first = f"{'pipeline':<{width}} " if by_project else ""
     print(
-        f"{first}{'run id':<26} {'started':<26} {'ended':<26} {'state':<11} {'tries':>5}"
+        f"{first}{'run id':<26} {'started':<32} {'ended':<32} {'state':<11} {'tries':>5}"
         f" {'rows':>10} {'duration':>9}"
     )
     for name, path in journals:
@@ -387,7 +393,7 @@ def _list_runs(journals: list[tuple[Optional[str], Path]]) -> int:
         for run in summarize_runs(path):
             duration = f"{run.duration_s:.1f} s" if run.duration_s is not None else "-"
             print(
-                f"{prefix}{run.run_id:<26} {run.started[:25]:<26} {(run.ended or '-')[:25]:<26}"
+                f"{prefix}{run.run_id:<26} {run.started:<32} {run.ended or '-':<32}"
                 f" {run.state:<11} {run.attempts:>5} {run.rows:>10,} {duration:>9}"
             )
     return EXIT_DONE
@@ -419,7 +425,9 @@ def _verify(path: Path) -> int:
     if not result.ok:
         print(f"{path}:{result.problem_line}: {result.problem}")
         return EXIT_FAILED
-    print(f"{path}: valid, {result.records} records of {result.runs} runs")
+    runs = "1 run" if result.runs == 1 else f"{result.runs} runs"
+    records = "1 record" if result.records == 1 else f"{result.records} records"
+    print(f"{path}: valid, {records} of {runs}")
     return EXIT_DONE
 
 
@@ -431,10 +439,11 @@ def _report_resume(interrupted: Any) -> None:
 
 
 def _first_line(ex: BaseException) -> str:
+    from runner_fsm._messages import headline
+
     inner = getattr(ex, "exception", None)
     shown = inner if isinstance(inner, BaseException) else ex
-    text = str(shown).strip().splitlines()
-    return f"{type(shown).__name__}: {text[0] if text else ''}"
+    return f"{type(shown).__name__}: {headline(str(shown))}"
 
 
 if __name__ == "__main__":

@@ -92,6 +92,7 @@ from runner_fsm._config_layers import (
     merge_layers,
     section_path,
     toml_layer,
+    unread_settings,
     yaml_layer,
 )
 from runner_fsm._project_file import (
@@ -107,6 +108,7 @@ from runner_fsm._project_file import (
     parse_project_file,
 )
 from runner_fsm.exceptions import ConfigError
+from runner_fsm.logs import get_logger
 from runner_fsm.run_config import RunConfig, parse_run_config
 
 __all__ = [
@@ -183,7 +185,11 @@ class ProjectRunContext(RunContext):
 
     @property
     def local_dir(self) -> str:
-        return os.path.join(self._project_data_dir, "local")
+        # dlt asks for this folder to resolve a relative path of a local destination, such as
+        # `credentials: orders.duckdb`, and expects it to exist
+        folder = os.path.join(self._project_data_dir, "local")
+        os.makedirs(folder, exist_ok=True)
+        return folder
 
     @property
     def data_dir(self) -> str:
@@ -577,12 +583,11 @@ class Project:
         definition = self.destinations[pipeline.destination]
         factory = self._find_destination_factory(definition)
         arguments: dict[str, Any] = {"destination_name": definition.name}
-        # relative paths of local destinations are resolved in the folder of local files
-        self.local_dir.mkdir(parents=True, exist_ok=True)
         factory_class = DestinationReference.ensure_factory(factory)
         if issubclass(factory_class, dlt.destinations.duckdb) and not _credentials_configured(
             definition.name, pipeline.name
         ):
+            self.local_dir.mkdir(parents=True, exist_ok=True)
             arguments["credentials"] = str(self.local_dir / f"{pipeline.name}.duckdb")
         destination: Destination[Any, Any] = factory(**arguments)
         return destination
@@ -770,4 +775,13 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     _put_first_on_sys_path(project.root)
     for name in parsed.pipelines:
         project.run_config(name)
+    unread = unread_settings(list(parsed.pipelines), project.config_toml_paths())
+    if unread:
+        get_logger().warning(
+            "settings_not_read",
+            settings=unread,
+            hint="pipeline settings are read from PIPELINES__<PIPELINE>__RUN_CONFIG__<KEY> and"
+            " [pipelines.<pipeline>.run_config], with <pipeline> a pipeline of the project file",
+            pipelines=sorted(parsed.pipelines),
+        )
     return project

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from runner_fsm._config_layers import Place
 from runner_fsm.exceptions import ConfigError
-from runner_fsm.policies import RetryPolicy, resolve_policy
+from runner_fsm.policies import BUILTIN_POLICY_TYPES, RetryPolicy, resolve_policy
 
 __all__ = [
     "RunConfig",
@@ -194,16 +194,44 @@ def parse_run_config(
 def _parse_policy(value: Any, where: PlaceOf) -> Optional[RetryPolicy]:
     if value is None:
         return None
+    if isinstance(value, Mapping) and "type" not in value:
+        place = where("retry_policy")
+        raise ConfigError(
+            "`retry_policy` has no `type`. Set `type` (for example `type: backoff`) where the"
+            f" policy is set.{_origins(value, where)}",
+            source=place.source,
+            line=place.line,
+            key=place.key,
+            value=dict(value),
+            allowed=BUILTIN_POLICY_TYPES,
+        )
     try:
         return resolve_policy(value)
     except ConfigError as ex:
         # the policy names its keys relative to `run_config`: `retry_policy.max_attempts`
         place = where(ex.key or "retry_policy")
         raise ConfigError(
-            ex.reason,
+            ex.reason + _origins(value, where),
             source=place.source,
             line=place.line,
             key=place.key,
             value=ex.value,
             allowed=ex.allowed,
         ) from ex
+
+
+def _origins(policy: Any, where: PlaceOf) -> str:
+    """Name where each key of `policy` was set, when the keys come from more than one place."""
+    if not isinstance(policy, Mapping):
+        return ""
+    places = {str(key): where(f"retry_policy.{key}") for key in policy}
+    if len({place.source for place in places.values()}) < 2:
+        return ""
+    described = []
+    for key, place in places.items():
+        if place.source == "environment":
+            described.append(f"`{key}` from the environment variable {place.key}")
+        else:
+            line = f":{place.line}" if place.line is not None else ""
+            described.append(f"`{key}` from {place.source}{line}")
+    return " The keys of `retry_policy` come from: " + "; ".join(described) + "."

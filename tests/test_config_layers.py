@@ -19,6 +19,7 @@ from runner_fsm._config_layers import (
     merge_layers,
     parse_env_value,
     toml_layer,
+    unread_settings,
     yaml_layer,
 )
 from runner_fsm.cli import EXIT_FAILED, EXIT_USAGE, main
@@ -476,3 +477,74 @@ def test_policy_by_name_takes_keys_from_above(project_file: Path, name: str) -> 
 
     assert isinstance(config.retry_policy, BackoffRetry)
     assert config.retry_policy.max_attempts == 2
+
+
+def test_policy_without_type_anywhere(project_file: Path, name: str) -> None:
+    """Policy keys from the environment over a file without a policy name no type."""
+    text = project_file.read_text().replace(
+        "      retry_policy:\n        type: fixed\n        max_attempts: 3\n", "      {}\n"
+    ).replace("    run_config:\n      {}\n", "")
+    project_file.write_text(text)
+    environ = {env_name(name, "retry_policy", "min"): "20"}
+
+    with pytest.raises(ConfigError) as caught:
+        load_project(project_file).run_config(name, environ=environ)
+
+    assert "has no `type`" in str(caught.value)
+    assert caught.value.source == "environment"
+
+
+def test_error_names_origin_of_each_policy_key(project_file: Path, name: str) -> None:
+    """A check across keys set in different places lists where each key was set."""
+    text = project_file.read_text().replace(
+        "        type: fixed\n        max_attempts: 3\n", "        type: backoff\n        max: 5\n"
+    )
+    project_file.write_text(text)
+    variable = env_name(name, "retry_policy", "min")
+
+    with pytest.raises(ConfigError) as caught:
+        load_project(project_file).run_config(name, environ={variable: "20"})
+
+    message = str(caught.value)
+    assert "must not be smaller than `min`" in message
+    assert f"`min` from the environment variable {variable}" in message
+    assert f"`max` from {project_file}:" in message
+
+
+def test_unread_settings_are_named(tmp_path: Path) -> None:
+    """Misspelled pipeline names and sections are reported instead of ignored in silence."""
+    toml_path = tmp_path / "config.toml"
+    toml_path.write_text(
+        "[pipelines.orders.run_config]\nstore_trace_info = true\n"
+        "[pipelines.orders.runconfig]\nstore_trace_info = true\n"
+        "[pipelines.ordres.run_config]\nstore_trace_info = true\n"
+    )
+    environ = {
+        "PIPELINES__ORDERS__RUN_CONFIG__STORE_TRACE_INFO": "true",
+        "PIPELINES__ORDERS__RUN_CONFIG": "{}",
+        "PIPELINES__ORDRES__RUN_CONFIG__STORE_TRACE_INFO": "true",
+        "PIPELINES__ORDERS__RUNCONFIG__STORE_TRACE_INFO": "true",
+        "SOURCES__ORDERS__API_KEY": "not a pipeline setting",
+    }
+
+    found = unread_settings(["orders"], [toml_path, tmp_path / "missing.toml"], environ)
+
+    assert found == [
+        "environment variable PIPELINES__ORDERS__RUNCONFIG__STORE_TRACE_INFO",
+        "environment variable PIPELINES__ORDRES__RUN_CONFIG__STORE_TRACE_INFO",
+        f"[pipelines.orders.runconfig] in {toml_path}",
+        f"[pipelines.ordres] in {toml_path}",
+    ]
+
+
+def test_load_project_warns_of_unread_setting(
+    project_file: Path, name: str, monkeypatch: pytest.MonkeyPatch, log_events: Any
+) -> None:
+    variable = env_name(name + "x", "store_trace_info")
+    monkeypatch.setenv(variable, "true")
+
+    load_project(project_file)
+
+    warnings = [e for e in log_events.entries if e["event"] == "settings_not_read"]
+    assert len(warnings) == 1
+    assert f"environment variable {variable}" in warnings[0]["settings"]

@@ -267,3 +267,47 @@ class TestWholeProject:
     def test_missing_project_file(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["journal", "list", str(tmp_path / "dlt.yml")]) == 2
         assert "neither a journal file" in capsys.readouterr().err
+
+
+class TestShowNamesTheCause:
+    """`journal show` prints the exception that a job raised, found inside dlt's message."""
+
+    @pytest.mark.parametrize(
+        "name, cause",
+        [
+            ("retries_then_success", "ConnectionError: the warehouse refused the connection"),
+            ("terminal_failure", "DatabaseTerminalException: "),
+        ],
+    )
+    def test_cause_on_failed_try(
+        self, name: str, cause: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert main(["journal", "show", str(EXAMPLES / f"{name}.jsonl")]) == 0
+
+        failed = [line for line in capsys.readouterr().out.splitlines() if "(step_failed)" in line]
+        assert failed
+        assert all(cause in line for line in failed)
+
+
+class TestUnreadableLastLine:
+    def test_replaced_last_record_is_a_problem(self, tmp_path: Path) -> None:
+        """A last record replaced by a broken line that ends with a newline is not a torn write."""
+        path, lines = copy_example(tmp_path)
+        path.write_bytes(b"".join(lines[:-1]) + b'{"v":1,"seq":99,"x\n')
+
+        result = verify_journal(path)
+
+        assert not result.ok
+        assert result.problem_line == len(lines)
+        assert "most likely edited" in (result.problem or "")
+
+    def test_torn_last_line_is_skipped(self, tmp_path: Path) -> None:
+        """A last line cut short without its newline is what a crash leaves: skipped, still valid."""
+        path, lines = copy_example(tmp_path)
+        path.write_bytes(b"".join(lines[:-1]) + lines[-1][:40])
+
+        result = verify_journal(path)
+
+        assert result.ok
+        assert result.records == len(lines) - 1
+        assert len(result.skipped) == 1
