@@ -106,7 +106,7 @@ def yaml_layer(
 
 
 def env_prefix(pipeline_name: str) -> str:
-    """Return the name of the environment variable that holds the whole `run_config`."""
+    """Return the name of the environment variable that contains the whole `run_config`."""
     return "__".join(section_path(pipeline_name)).upper()
 
 
@@ -146,7 +146,7 @@ def env_layer(pipeline_name: str, environ: Optional[Mapping[str, str]] = None) -
         if not path:
             if not isinstance(value, Mapping):
                 raise ConfigError(
-                    f"`{name}` holds the whole `run_config`, so its value must be a JSON object"
+                    f"`{name}` sets the whole `run_config`, so its value must be a JSON object"
                     f" or a TOML inline table, got {environ[name]!r}. Set one key with"
                     f" {prefix}__<KEY> instead.",
                     source="environment",

@@ -234,7 +234,7 @@ class TraceStore:
     def _table_ready(self) -> bool:
         """Return whether a row can be inserted directly into an existing trace table."""
         if self._table_known is None:
-            # a trace pipeline that loaded the table in an earlier process knows its columns
+            # the local schema of a trace pipeline that loaded the table earlier lists its columns
             schema = self.trace_pipeline.default_schema if self.trace_pipeline.schema_names else None
             table = schema.tables.get(self.table_name) if schema is not None else None
             columns = table.get("columns", {}) if table is not None else {}

@@ -709,12 +709,26 @@ def test_run_help_lists_options() -> None:
     assert "PIPELINE" in text
 
 
-def test_help_skips_dlt_import() -> None:
-    """`runner-fsm --help` does not import dlt."""
+EXAMPLE_JOURNAL = Path(__file__).resolve().parent.parent / "journal_examples" / "clean_success.jsonl"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--help"],
+        ["journal", "list", str(EXAMPLE_JOURNAL)],
+        ["journal", "show", str(EXAMPLE_JOURNAL)],
+        ["journal", "verify", str(EXAMPLE_JOURNAL)],
+        ["spec", "--format", "mermaid"],
+    ],
+    ids=["help", "list", "show", "verify", "spec"],
+)
+def test_command_skips_dlt_import(arguments: list[str]) -> None:
+    """Commands that run no pipeline start without importing dlt."""
     code = (
         "import sys\n"
         "from runner_fsm.cli import main\n"
-        "main(['--help'])\n"
+        f"main({arguments!r})\n"
         "print('dlt' in sys.modules)\n"
     )
     environment = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"}
