@@ -121,7 +121,7 @@ def main() -> None:
         for size, path in journals.items():
             took = decision_ms(path)
             megabytes = path.stat().st_size / 1e6
-            print(f"| {size:,} records | {megabytes:.0f} MB | {took:.3f} ms | {took - base:.3f} ms |")
+            print(f"| {size:,} records | {megabytes:.1f} MB | {took:.3f} ms | {took - base:.3f} ms |")
 
         print("\ncommand line, median of 5 processes\n")
         print("| command | time |")
