@@ -311,3 +311,29 @@ class TestUnreadableLastLine:
         assert result.ok
         assert result.records == len(lines) - 1
         assert len(result.skipped) == 1
+
+
+class TestCommandsOnEveryExample:
+    """`journal verify`, `list` and `show` on every example journal, checked against the file."""
+
+    @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.name for p in EXAMPLE_FILES])
+    def test_every_command(self, path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        records = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+        run_ids = list(dict.fromkeys(record["run_id"] for record in records))
+        last_run = [record for record in records if record["run_id"] == run_ids[-1]]
+
+        assert main(["journal", "verify", str(path)]) == 0
+        verified = capsys.readouterr().out
+        assert f"valid, {len(records)} records" in verified
+
+        assert main(["journal", "list", str(path)]) == 0
+        listed = capsys.readouterr().out.splitlines()
+        assert [line.split()[0] for line in listed[1:]] == run_ids
+
+        assert main(["journal", "show", str(path)]) == 0
+        shown = capsys.readouterr().out.splitlines()
+        assert [int(line.split()[0]) for line in shown] == [r["seq"] for r in last_run]
+
+        assert main(["journal", "show", str(path), "--format", "json"]) == 0
+        as_json = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert as_json == last_run
