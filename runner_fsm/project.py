@@ -185,11 +185,7 @@ class ProjectRunContext(RunContext):
 
     @property
     def local_dir(self) -> str:
-        # dlt asks for this folder to resolve a relative path of a local destination, such as
-        # `credentials: orders.duckdb`, and expects it to exist
-        folder = os.path.join(self._project_data_dir, "local")
-        os.makedirs(folder, exist_ok=True)
-        return folder
+        return os.path.join(self._project_data_dir, "local")
 
     @property
     def data_dir(self) -> str:
@@ -584,9 +580,12 @@ class Project:
         factory = self._find_destination_factory(definition)
         arguments: dict[str, Any] = {"destination_name": definition.name}
         factory_class = DestinationReference.ensure_factory(factory)
-        if issubclass(factory_class, dlt.destinations.duckdb) and not _credentials_configured(
-            definition.name, pipeline.name
-        ):
+        configured = _configured_credentials(definition.name, pipeline.name)
+        if isinstance(configured, str) and _is_relative_path(configured):
+            # dlt resolves a relative path of a local destination, such as
+            # `credentials: orders.duckdb`, in the folder of local files, and expects it to exist
+            self.local_dir.mkdir(parents=True, exist_ok=True)
+        if issubclass(factory_class, dlt.destinations.duckdb) and configured is None:
             self.local_dir.mkdir(parents=True, exist_ok=True)
             arguments["credentials"] = str(self.local_dir / f"{pipeline.name}.duckdb")
         destination: Destination[Any, Any] = factory(**arguments)
@@ -730,12 +729,17 @@ def _check_limit(limit: Any) -> None:
 _lookup: Callable[..., tuple[Any, Any]] = resolve_single_provider_value
 
 
-def _credentials_configured(destination_name: str, pipeline_name: str) -> bool:
-    """Return True if a configuration provider contains credentials for `destination_name`.
+def _is_relative_path(value: str) -> bool:
+    """Return True if `value` is a relative file path, not an absolute path or a URL."""
+    return bool(value) and "://" not in value and not os.path.isabs(os.path.expanduser(value))
+
+
+def _configured_credentials(destination_name: str, pipeline_name: str) -> Any:
+    """Return the credentials that a configuration provider contains for `destination_name`.
 
     Looks up the keys that dlt reads for a destination's credentials, both as one value
     (`destination.<name>.credentials`) and as the `database` field of the credentials, with and
-    without the pipeline name as the first section.
+    without the pipeline name as the first section. Returns None when no provider has them.
     """
     providers = Container()[PluggableRunContext].providers.providers
     sections = ("destination", destination_name)
@@ -747,8 +751,8 @@ def _credentials_configured(destination_name: str, pipeline_name: str) -> bool:
             if value is None:
                 value, _ = _lookup(provider, "database", Any, pipeline, "credentials", sections)
             if value is not None:
-                return True
-    return False
+                return value
+    return None
 
 
 def _builtin_destination_types() -> list[str]:
