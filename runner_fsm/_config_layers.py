@@ -39,6 +39,8 @@ __all__ = [
     "KeyPath",
     "Layer",
     "Place",
+    "describe_place",
+    "leaf_keys",
     "env_layer",
     "merge_layers",
     "unread_settings",
@@ -56,6 +58,24 @@ class Place:
     source: Optional[str]
     line: Optional[int]
     key: str
+
+
+def describe_place(place: Place) -> str:
+    """Return where a value was set, for messages and the journal: a variable, or file:line."""
+    if place.source == "environment":
+        return f"environment variable {place.key}"
+    line = f":{place.line}" if place.line is not None else ""
+    return f"{place.source}{line}"
+
+
+def leaf_keys(values: Any, prefix: str = "") -> list[str]:
+    """Return the dotted keys of the values of `values` that are not mappings themselves."""
+    if not isinstance(values, Mapping) or not values:
+        return [prefix] if prefix else []
+    keys: list[str] = []
+    for key, value in values.items():
+        keys.extend(leaf_keys(value, f"{prefix}.{key}" if prefix else str(key)))
+    return keys
 
 
 @dataclass

@@ -333,6 +333,7 @@ class Run:
                     "store_trace_info": _describe_trace_target(self.config.store_trace_info),
                     "on_terminal_pending": self.config.on_terminal_pending,
                 },
+                "config_origins": dict(self.config.origins),
                 "data": None if self.data is None else type(self.data).__name__,
                 "run_kwargs": sorted(self.kwargs),
                 "destination": _destination_name(self.pipeline, self.kwargs),

@@ -75,6 +75,7 @@ class Runner:
         journal_dir: Optional[os.PathLike[str] | str] = None,
         clock: Optional[Clock] = None,
         spec_path: Optional[os.PathLike[str] | str] = None,
+        config_origins: Optional[dict[str, str]] = None,
     ) -> None:
         if not isinstance(run_from_clean_folder, bool):
             raise ConfigError(
@@ -97,6 +98,7 @@ class Runner:
             retry_policy=resolve_policy(retry_policy),
             retry_pipeline_steps=check_retry_steps(retry_pipeline_steps),
             on_terminal_pending=on_terminal_pending,
+            origins=dict(config_origins or {}),
         )
         self.journal_dir = Path(journal_dir) if journal_dir else default_journal_dir(pipeline)
         self.clock: Clock = clock or SystemClock()

@@ -261,6 +261,7 @@ def _prepare(args: argparse.Namespace, locks: list[Any]) -> tuple[Any, Any]:
         on_terminal_pending=run_config.on_terminal_pending,
         journal_dir=journal_dir,
         spec_path=args.spec,
+        config_origins=run_config.origins,
     )
     # the run journals a takeover of a dead holder's lock, which the CLI took on its behalf
     runner.lock_taken_from = taken_from

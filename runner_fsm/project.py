@@ -88,7 +88,9 @@ from dlt.extract import DltResource, DltSource, SourceFactory, SourceReference
 from dlt.extract.exceptions import UnknownSourceReference
 
 from runner_fsm._config_layers import (
+    describe_place,
     env_layer,
+    leaf_keys,
     merge_layers,
     section_path,
     toml_layer,
@@ -278,6 +280,7 @@ class Project:
         layers.append(env_layer(name, environ))
         data, place_of = merge_layers(layers)
         config = parse_run_config(data, place_of=place_of)
+        config.origins = {key: describe_place(place_of(key)) for key in leaf_keys(data)}
         target = config.store_trace_info
         if isinstance(target, str) and (target == name or target not in self.pipelines):
             others = sorted(p for p in self.pipelines if p != name)

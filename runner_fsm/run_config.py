@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-from runner_fsm._config_layers import Place
+from runner_fsm._config_layers import Place, describe_place
 from runner_fsm.exceptions import ConfigError
 from runner_fsm.policies import BUILTIN_POLICY_TYPES, RetryPolicy, resolve_policy
 
@@ -50,6 +50,8 @@ class RunConfig:
     retry_policy: Optional[RetryPolicy] = None
     retry_pipeline_steps: Sequence[str] = field(default_factory=lambda: ["load"])
     on_terminal_pending: str = "fail"
+    # where each key was set (`retry_policy.max_attempts` -> `dlt.yml:14`), when read from files
+    origins: dict[str, str] = field(default_factory=dict)
 
 
 def _no_line(_key: str) -> Optional[int]:
@@ -227,11 +229,8 @@ def _origins(policy: Any, where: PlaceOf) -> str:
     places = {str(key): where(f"retry_policy.{key}") for key in policy}
     if len({place.source for place in places.values()}) < 2:
         return ""
-    described = []
-    for key, place in places.items():
-        if place.source == "environment":
-            described.append(f"`{key}` from the environment variable {place.key}")
-        else:
-            line = f":{place.line}" if place.line is not None else ""
-            described.append(f"`{key}` from {place.source}{line}")
+    described = [
+        f"`{key}` from {'the ' if place.source == 'environment' else ''}{describe_place(place)}"
+        for key, place in places.items()
+    ]
     return " The keys of `retry_policy` come from: " + "; ".join(described) + "."

@@ -548,3 +548,25 @@ def test_load_project_warns_of_unread_setting(
     warnings = [e for e in log_events.entries if e["event"] == "settings_not_read"]
     assert len(warnings) == 1
     assert f"environment variable {variable}" in warnings[0]["settings"]
+
+
+def test_journal_names_where_each_key_was_set(
+    project_file: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's first record says which place set each `run_config` key."""
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    toml_path = write_config_toml(
+        project_file, f'[pipelines.{name}.run_config]\nretry_pipeline_steps = ["load"]\n'
+    )
+    variable = env_name(name, "retry_policy", "max_attempts")
+    monkeypatch.setenv(variable, "2")
+
+    main(["run", str(project_file), name])
+
+    records = journal_records(project_file.parent / "_data" / "journal", name)
+    origins = records[0]["config_origins"]
+    assert origins == {
+        "retry_policy.type": f"{project_file}:13",
+        "retry_policy.max_attempts": f"environment variable {variable}",
+        "retry_pipeline_steps": f"{toml_path}:2",
+    }
