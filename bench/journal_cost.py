@@ -1,4 +1,4 @@
-"""What the journal and the command line cost: appends, the resume decision, CLI start.
+"""Cost of the journal and the command line: appends, the resume decision, CLI start.
 
 - journal append: the time of `Journal.append` for a transition record like those of a run,
   which serializes, hashes, writes, flushes and fsyncs one line;

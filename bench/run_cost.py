@@ -1,4 +1,4 @@
-"""What runner-fsm costs over plain dlt: wall time of whole runs, side by side, and peak memory.
+"""Cost of runner-fsm over plain dlt: wall time of whole runs, side by side, and peak memory.
 
 Four ways to run the same pipeline are timed in one process, in rounds. Each round runs every
 way once, in an order that rotates from round to round, so that a slow moment of the machine

@@ -258,12 +258,12 @@ def unread_settings(
     A misspelled pipeline name or `run_config` section would otherwise be ignored in silence.
     """
     environ = os.environ if environ is None else environ
-    wanted = {env_prefix(name) for name in pipeline_names}
+    prefixes = {env_prefix(name) for name in pipeline_names}
     found = [
         f"environment variable {name}"
         for name in sorted(environ)
         if name.startswith("PIPELINES__")
-        and not any(name == prefix or name.startswith(prefix + "__") for prefix in wanted)
+        and not any(name == prefix or name.startswith(prefix + "__") for prefix in prefixes)
     ]
     for path in toml_paths:
         try:

@@ -7,6 +7,7 @@ import os
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 
 import socket
+import sys
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -17,7 +18,12 @@ import dlt
 import psycopg2
 import pytest
 import structlog
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from structlog.testing import LogCapture
+
+# the top-level packages of the projects that tests write, which each test imports anew
+PROJECT_PACKAGES = ("sources", "hooks")
 
 POSTGRES_HOST = "127.0.0.1"
 POSTGRES_PORT = 5432
@@ -135,3 +141,24 @@ def dataset(admin: Any, unique_name: str) -> Iterator[str]:
         )
         for schema in schemas:
             cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def restore_process_state() -> Iterator[None]:
+    """Restore dlt's run context, `sys.path`, the project modules and structlog after a test.
+
+    Loading a project activates its run context, puts its folder on `sys.path` and imports its
+    modules, and the command line configures structlog. All of them are process-wide.
+    """
+    plugged = Container()[PluggableRunContext]
+    cookie = plugged.push_context()
+    saved_path = list(sys.path)
+    saved_logging = structlog.get_config()
+    try:
+        yield
+    finally:
+        structlog.configure(**saved_logging)
+        plugged.pop_context(cookie)
+        sys.path[:] = saved_path
+        for name in [n for n in sys.modules if n.split(".")[0] in PROJECT_PACKAGES]:
+            del sys.modules[name]

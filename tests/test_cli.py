@@ -13,15 +13,11 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-import structlog
-from dlt.common.configuration.container import Container
-from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 
 from runner_fsm.cli import EXIT_DONE, EXIT_FAILED, EXIT_USAGE, main
 from runner_fsm.machine import default_spec_path
@@ -82,21 +78,7 @@ def keyless_merge_source():
 '''
 
 
-@pytest.fixture(autouse=True)
-def restore_process_state() -> Iterator[None]:
-    """Restore dlt's run context, `sys.path`, project modules and structlog after `main` ran here."""
-    plugged = Container()[PluggableRunContext]
-    cookie = plugged.push_context()
-    saved_path = list(sys.path)
-    saved_logging = structlog.get_config()
-    try:
-        yield
-    finally:
-        structlog.configure(**saved_logging)
-        plugged.pop_context(cookie)
-        sys.path[:] = saved_path
-        for name in [n for n in sys.modules if n == "sources" or n.startswith("sources.")]:
-            del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("restore_process_state")
 
 
 @pytest.fixture

@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
-from dlt.common.configuration.container import Container
-from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from dlt.common.runtime.collector import LogCollector, NullCollector
 
 from runner_fsm.cli import EXIT_DONE, EXIT_USAGE, main
@@ -80,21 +76,7 @@ class NotACollector:
 '''
 
 
-@pytest.fixture(autouse=True)
-def restore_process_state() -> Iterator[None]:
-    """Restore dlt's run context, `sys.path`, project modules and structlog."""
-    plugged = Container()[PluggableRunContext]
-    cookie = plugged.push_context()
-    saved_path = list(sys.path)
-    saved_logging = structlog.get_config()
-    try:
-        yield
-    finally:
-        structlog.configure(**saved_logging)
-        plugged.pop_context(cookie)
-        sys.path[:] = saved_path
-        for module in [n for n in sys.modules if n.split(".")[0] in ("sources", "hooks")]:
-            del sys.modules[module]
+pytestmark = pytest.mark.usefixtures("restore_process_state")
 
 
 @pytest.fixture

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from dlt.common.configuration.container import Container
-from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 
 from runner_fsm._config_layers import (
     Layer,
@@ -60,21 +55,7 @@ def broken_source():
 '''
 
 
-@pytest.fixture(autouse=True)
-def restore_process_state() -> Iterator[None]:
-    """Restore dlt's run context, `sys.path` and structlog after a project was loaded here."""
-    plugged = Container()[PluggableRunContext]
-    cookie = plugged.push_context()
-    saved_path = list(sys.path)
-    saved_logging = structlog.get_config()
-    try:
-        yield
-    finally:
-        structlog.configure(**saved_logging)
-        plugged.pop_context(cookie)
-        sys.path[:] = saved_path
-        for name in [n for n in sys.modules if n == "sources" or n.startswith("sources.")]:
-            del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("restore_process_state")
 
 
 @pytest.fixture
@@ -154,7 +135,7 @@ def test_env_key_beats_whole_section_variable() -> None:
     assert layer.place(("store_trace_info",)).key == "PIPELINES__FLIGHTS__RUN_CONFIG"
 
 
-def test_env_whole_section_must_be_a_table() -> None:
+def test_env_section_must_be_table() -> None:
     with pytest.raises(ConfigError) as caught:
         env_layer("flights", {env_name("flights"): "true"})
 
@@ -227,7 +208,7 @@ def test_scalar_replaces_table() -> None:
     assert place_of("retry_policy").source == "env"
 
 
-def test_layer_that_is_no_mapping_is_reported() -> None:
+def test_non_mapping_layer_reported() -> None:
     merged, place_of = merge_layers([layer(["a"], "yml"), layer({"store_trace_info": True}, "env")])
 
     assert merged == ["a"]
@@ -370,7 +351,7 @@ def test_unknown_environment_key_names_the_variable(project_file: Path, name: st
     assert "retry_policy" in (caught.value.allowed or [])
 
 
-def test_bad_config_toml_value_names_file_and_line(project_file: Path, name: str) -> None:
+def test_bad_toml_value_names_line(project_file: Path, name: str) -> None:
     toml_path = write_config_toml(
         project_file,
         f"""\
@@ -388,7 +369,7 @@ def test_bad_config_toml_value_names_file_and_line(project_file: Path, name: str
     assert caught.value.key == f"pipelines.{name}.run_config.run_from_clean_folder"
 
 
-def test_project_file_error_still_names_its_line(project_file: Path, name: str) -> None:
+def test_project_file_error_line(project_file: Path, name: str) -> None:
     text = project_file.read_text().replace("max_attempts: 3", "max_attempts: zero")
     project_file.write_text(text)
 
@@ -464,7 +445,7 @@ def test_cli_bad_environment_value_exits_2(
     assert not (project_file.parent / "_data" / "journal" / f"{name}.jsonl").exists()
 
 
-def test_policy_by_name_takes_keys_from_above(project_file: Path, name: str) -> None:
+def test_policy_name_merges_keys(project_file: Path, name: str) -> None:
     """`retry_policy: backoff` in the project file counts as `{type: backoff}` when merged."""
     text = project_file.read_text().replace(
         "      retry_policy:\n        type: fixed\n        max_attempts: 3\n",
@@ -494,7 +475,7 @@ def test_policy_without_type_anywhere(project_file: Path, name: str) -> None:
     assert caught.value.source == "environment"
 
 
-def test_error_names_origin_of_each_policy_key(project_file: Path, name: str) -> None:
+def test_policy_error_names_origins(project_file: Path, name: str) -> None:
     """A check across keys set in different places lists where each key was set."""
     text = project_file.read_text().replace(
         "        type: fixed\n        max_attempts: 3\n", "        type: backoff\n        max: 5\n"
@@ -550,7 +531,7 @@ def test_load_project_warns_of_unread_setting(
     assert f"environment variable {variable}" in warnings[0]["settings"]
 
 
-def test_journal_names_where_each_key_was_set(
+def test_journal_config_origins(
     project_file: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The run's first record says which place set each `run_config` key."""

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dlt
 import duckdb
 import pytest
-from dlt.common.configuration.container import Container
-from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 
 from runner_fsm.exceptions import ConfigError
 from runner_fsm.policies import BackoffRetry
@@ -69,19 +65,7 @@ destinations:
 TAIL = "destinations:\n  warehouse: {}\npipelines:\n  p: {destination: warehouse}\n"
 
 
-@pytest.fixture(autouse=True)
-def restore_process_state() -> Iterator[None]:
-    """Restore dlt's run context, `sys.path` and the imported project modules after each test."""
-    plugged = Container()[PluggableRunContext]
-    cookie = plugged.push_context()
-    saved_path = list(sys.path)
-    try:
-        yield
-    finally:
-        plugged.pop_context(cookie)
-        sys.path[:] = saved_path
-        for name in [n for n in sys.modules if n == "sources" or n.startswith("sources.")]:
-            del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("restore_process_state")
 
 
 @pytest.fixture

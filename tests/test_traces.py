@@ -473,7 +473,7 @@ def _json_value(value: Any) -> Any:
 
 class TestDirectInsert:
     @pytest.mark.parametrize("kind", ["duckdb", "postgres"])
-    def test_later_traces_are_loads_of_their_own(
+    def test_later_traces_inserted_directly(
         self,
         kind: str,
         request: pytest.FixtureRequest,
@@ -482,9 +482,11 @@ class TestDirectInsert:
         journal_dir: Path,
         clock: Any,
     ) -> None:
-        """The first trace creates the table by a pipeline run; the next ones are direct inserts,
-        each recorded in `_dlt_loads` like a load of dlt's; a new runner goes on inserting, and
-        one whose trace pipeline lost its working folder loads through the pipeline again."""
+        """Later traces are direct inserts, each recorded in `_dlt_loads` like a load of dlt's.
+
+        The first trace creates the table by a pipeline run. A new runner goes on inserting. A
+        runner whose trace pipeline lost its working folder loads through the pipeline again.
+        """
         if kind == "postgres":
             dsn = request.getfixturevalue("postgres_dsn")
             dataset = request.getfixturevalue("dataset")

@@ -331,8 +331,8 @@ class TestCommandsOnEveryExample:
         assert [line.split()[0] for line in listed[1:]] == run_ids
 
         assert main(["journal", "show", str(path)]) == 0
-        shown = capsys.readouterr().out.splitlines()
-        assert [int(line.split()[0]) for line in shown] == [r["seq"] for r in last_run]
+        printed = capsys.readouterr().out.splitlines()
+        assert [int(line.split()[0]) for line in printed] == [r["seq"] for r in last_run]
 
         assert main(["journal", "show", str(path), "--format", "json"]) == 0
         as_json = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
