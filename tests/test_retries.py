@@ -320,3 +320,40 @@ class TestPythonArguments:
             runner_fsm.runner(duckdb_pipeline(), store_trace_info="traces", journal_dir=journal_dir)
 
         assert "pass the dlt.Pipeline object" in str(raised.value)
+
+
+class TestSyncOnce:
+    """As dlt does, a pipeline object restores its state from the destination on its first run."""
+
+    def test_second_run_skips_sync(
+        self, duckdb_pipeline: Callable[..., Any], journal_dir: Path, clock: Any
+    ) -> None:
+        pipeline = duckdb_pipeline()
+        runner = runner_fsm.runner(pipeline, journal_dir=journal_dir, clock=clock)
+        runner.run([{"n": 1}], table_name="numbers")
+        runner.run([{"n": 2}], table_name="numbers")
+        runner_fsm.runner(duckdb_pipeline(), journal_dir=journal_dir, clock=clock).run(
+            [{"n": 3}], table_name="numbers"
+        )
+
+        records = journal_records(journal_dir, pipeline.pipeline_name)
+        syncs = [record for record in records if record.get("from") == "sync"]
+        assert len(syncs) == 3
+        assert "skipped" not in syncs[0]
+        assert syncs[1]["skipped"] == "the pipeline object already synced in this process"
+        assert "skipped" not in syncs[2]
+
+    def test_clean_folder_syncs_again(
+        self, duckdb_pipeline: Callable[..., Any], journal_dir: Path, clock: Any
+    ) -> None:
+        pipeline = duckdb_pipeline()
+        runner = runner_fsm.runner(
+            pipeline, run_from_clean_folder=True, journal_dir=journal_dir, clock=clock
+        )
+        runner.run([{"n": 1}], table_name="numbers")
+        runner.run([{"n": 2}], table_name="numbers")
+
+        records = journal_records(journal_dir, pipeline.pipeline_name)
+        syncs = [record for record in records if record.get("from") == "sync"]
+        assert len(syncs) == 2
+        assert all("skipped" not in record for record in syncs)
